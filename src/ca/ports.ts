@@ -216,3 +216,33 @@ export interface CaStore extends IssuanceStore, CertificateReader, RevocationSto
 
 /** Errors the store raises are CaErrors of these kinds (23505 unique violation → conflict). */
 export type StoreErrorKind = Extract<CaErrorKind, 'notFound' | 'conflict' | 'unavailable' | 'internal'>;
+
+// ---------------------------------------------------------------- CRLs
+
+export interface CrlRecord {
+  issuerId: number;
+  /** CRL Number (RFC 5280 §5.2.3): one monotonic sequence per issuer, shared by full and delta CRLs. */
+  number: bigint;
+  kind: 'full' | 'delta';
+  /** 0 when CRLs are not partitioned. */
+  shard: number;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  der: Buffer;
+}
+
+export interface RevokedEntry {
+  serial: string;
+  revokedAt: Date;
+  reason: RevocationReason;
+  invalidityDate: Date | null;
+}
+
+export interface CrlStore {
+  /** Allocates the next CRL number for an issuer; never returns the same number twice. */
+  nextCrlNumber(issuerId: number): Promise<bigint>;
+  saveCrl(crl: CrlRecord): Promise<void>;
+  latestCrl(issuerName: string, kind: 'full' | 'delta', shard?: number): Promise<CrlRecord | null>;
+  /** Revoked or held certificates of an issuer that have not expired before `at`. */
+  listRevoked(issuerId: number, at: Date): Promise<RevokedEntry[]>;
+}

@@ -1,0 +1,205 @@
+/**
+ * `fleetca init`: creates the CA hierarchy without prompts.
+ *
+ *   root (self-signed, can go offline)
+ *   ├── device CA          operational device certificates (the NAC trusts it)
+ *   │   ├── OCSP responder (id-kp-OCSPSigning + id-pkix-ocsp-nocheck)
+ *   │   ├── SCEP RA        (RSA-2048)
+ *   │   └── TLS server     (localhost, 127.0.0.1, configured names)
+ *   └── manufacturing CA   IDevIDs (the NAC must never trust it)
+ *       └── OCSP responder
+ *
+ * and publishes every CA's first CRL, so relying parties never see "no CRL".
+ */
+import crypto, { type KeyObject } from 'node:crypto';
+import { conflict, internal } from '../core/errors.js';
+import type { Clock, RandomBytes } from '../core/clock.js';
+import type { CaKeyType, FleetcaConfig, IssuerSettings } from '../config/schema.js';
+import { assembleCertificate, buildTbsCertificate, compileCertTemplate, subjectKeyIdFromSpki } from '../pki/cert-template.js';
+import { parseSpki } from '../pki/spki.js';
+import { encodeName, type RdnAttribute, type SanEntry } from '../pki/names.js';
+import { generateSerial } from '../pki/serial.js';
+import { generateKeyPair, spkiOf, type GeneratedKeyType } from '../signing/keys.js';
+import type { CryptoEngine } from '../signing/crypto-pool.js';
+import type { KeyStore } from '../signing/key-store.js';
+import { CertificateAuthority, type IssuedCertificate } from './issuance.js';
+import { buildIssuerRuntime, type IssuerRuntime } from './issuers.js';
+import { publishFullCrl } from './crl.js';
+import type { CaStore, CrlStore, IssuerRecord } from './ports.js';
+
+export interface BootstrapDeps {
+  config: FleetcaConfig;
+  store: CaStore & CrlStore;
+  crypto: CryptoEngine;
+  keys: KeyStore;
+  clock: Clock;
+  publicUrl: string;
+  random?: RandomBytes;
+}
+
+export interface ServiceCertificate {
+  name: string;
+  keyName: string;
+  cert: IssuedCertificate;
+}
+
+export interface BootstrapResult {
+  issuers: Map<string, IssuerRuntime>;
+  services: ServiceCertificate[];
+}
+
+const ACTOR = 'init';
+
+function subjectAttrs(s: IssuerSettings['subject']): RdnAttribute[] {
+  const out: RdnAttribute[] = [];
+  if (s.C) out.push({ type: 'C', oid: '2.5.4.6', value: s.C });
+  if (s.O) out.push({ type: 'O', oid: '2.5.4.10', value: s.O });
+  if (s.OU) out.push({ type: 'OU', oid: '2.5.4.11', value: s.OU });
+  out.push({ type: 'CN', oid: '2.5.4.3', value: s.CN });
+  return out;
+}
+
+function caKeyType(t: CaKeyType): GeneratedKeyType {
+  return t;
+}
+
+/** Service key names on disk, next to the issuer keys. */
+export const SERVICE_KEYS = {
+  ocsp: (issuer: string) => `ocsp-${issuer}`,
+  scepRa: 'scep-ra',
+  tlsServer: 'tls-server',
+} as const;
+
+export async function initHierarchy(deps: BootstrapDeps): Promise<BootstrapResult> {
+  const { config, store, clock } = deps;
+  const random = deps.random ?? crypto.randomBytes;
+  if ((await store.listIssuers()).length > 0) throw conflict('this database already holds a CA hierarchy (init runs once)');
+  const entries = Object.entries(config.settings.issuers);
+  const rootEntry = entries.find(([, i]) => i.role === 'root');
+  if (!rootEntry) throw internal('no root issuer in the configuration');
+  const [rootName, rootSettings] = rootEntry;
+  const issuers = new Map<string, IssuerRuntime>();
+  const now = clock.now();
+  now.setUTCMilliseconds(0);
+
+  // ---- root: self-signed, built and signed here (there is no issuer above it)
+  const rootKey = generateKeyPair(caKeyType(rootSettings.keyType));
+  const rootSpki = spkiOf(rootKey.publicKey);
+  const rootSigner = await deps.crypto.addKey(rootName, rootKey.privateKey);
+  const rootSubject = encodeName(subjectAttrs(rootSettings.subject));
+  const rootSki = subjectKeyIdFromSpki(rootSpki);
+  const rootTemplate = compileCertTemplate({
+    issuerNameDer: rootSubject,
+    authorityKeyId: rootSki,
+    signatureAlgorithm: rootSigner.algorithm,
+    basicConstraints: { ca: true },
+    keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
+  });
+  const rootNotAfter = new Date(now.getTime() + rootSettings.validity);
+  const rootTbs = buildTbsCertificate(rootTemplate, {
+    serial: generateSerial(random),
+    notBefore: now,
+    notAfter: rootNotAfter,
+    subjectDer: rootSubject,
+    spkiDer: rootSpki,
+    subjectKeyId: rootSki,
+  });
+  await store.appendAudit([{ at: now, actor: ACTOR, action: 'ca.root.sign.begin', target: rootName, details: {} }]);
+  const rootDer = assembleCertificate(rootTbs, rootSigner.algorithm, await rootSigner.sign(rootTbs));
+  deps.keys.save(rootName, rootKey.privateKey);
+  const rootRecord = await store.upsertIssuer({
+    name: rootName,
+    role: 'root',
+    certDer: rootDer,
+    ski: rootSki,
+    notBefore: now,
+    notAfter: rootNotAfter,
+    active: true,
+  });
+  await store.appendAudit([{ at: now, actor: ACTOR, action: 'ca.root.created', target: rootName, details: {} }]);
+  issuers.set(rootName, buildIssuerRuntime(rootRecord, rootSigner, deps.publicUrl));
+
+  // ---- issuing CAs under the root, through the core pipeline
+  const rootOnlyCa = new CertificateAuthority({ config, store, crypto: deps.crypto, issuers, clock, random });
+  const keyObjects = new Map<string, KeyObject>();
+  for (const [name, s] of entries) {
+    if (s.role === 'root') continue;
+    const kp = generateKeyPair(caKeyType(s.keyType));
+    const spki = spkiOf(kp.publicKey);
+    const issued = await rootOnlyCa.issueCaCertificate({
+      parentName: rootName,
+      subject: subjectAttrs(s.subject),
+      spkiDer: spki,
+      key: parseSpki(spki).key,
+      ...(s.pathLen !== undefined ? { pathLen: s.pathLen } : {}),
+      validityMs: s.validity,
+      actor: ACTOR,
+    });
+    deps.keys.save(name, kp.privateKey);
+    keyObjects.set(name, kp.privateKey);
+    const record: IssuerRecord = await store.upsertIssuer({
+      name,
+      role: s.role,
+      certDer: issued.der,
+      ski: subjectKeyIdFromSpki(spki),
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
+      active: true,
+    });
+    issuers.set(name, buildIssuerRuntime(record, await deps.crypto.addKey(name, kp.privateKey), deps.publicUrl));
+  }
+
+  // ---- service certificates, from the full hierarchy
+  const ca = new CertificateAuthority({ config, store, crypto: deps.crypto, issuers, clock, random });
+  const sys = config.settings.systemProfiles;
+  const services: ServiceCertificate[] = [];
+  const serviceCert = async (
+    name: string,
+    keyType: GeneratedKeyType,
+    profile: string,
+    subject: RdnAttribute[],
+    sans: SanEntry[],
+    issuerName?: string,
+  ) => {
+    const kp = generateKeyPair(keyType);
+    const spki = spkiOf(kp.publicKey);
+    const cert = await ca.issueForPublicKey({
+      profile,
+      ...(issuerName ? { issuerName } : {}),
+      deviceId: null,
+      subject,
+      sans,
+      spkiDer: spki,
+      key: parseSpki(spki).key,
+      popMethod: 'ca',
+      actor: ACTOR,
+      via: 'init',
+    });
+    deps.keys.save(name, kp.privateKey);
+    services.push({ name, keyName: name, cert });
+  };
+  const org = rootSettings.subject.O;
+  const withOrg = (cn: string): RdnAttribute[] => [
+    ...(org ? [{ type: 'O', oid: '2.5.4.10', value: org }] : []),
+    { type: 'CN', oid: '2.5.4.3', value: cn },
+  ];
+  for (const [name, s] of entries) {
+    if (s.role === 'root') continue;
+    await serviceCert(SERVICE_KEYS.ocsp(name), 'P-256', sys.ocspResponder, [{ type: 'CN', oid: '2.5.4.3', value: `${s.subject.CN} OCSP Responder` }], [], name);
+  }
+  await serviceCert(SERVICE_KEYS.scepRa, 'rsa2048', sys.scepRa, withOrg('fleetca SCEP RA'), []);
+  const tlsNames = ['localhost', '127.0.0.1', ...config.settings.server.tlsNames, new URL(deps.publicUrl).hostname];
+  const sans: SanEntry[] = [];
+  for (const n of tlsNames) {
+    const type = /^[\d.]+$/.test(n) || n.includes(':') ? 'ip' : 'dns';
+    const value = n.replace(/^\[|\]$/g, '');
+    if (!sans.some((x) => x.value === value)) sans.push({ type, value });
+  }
+  await serviceCert(SERVICE_KEYS.tlsServer, 'P-256', sys.tlsServer, withOrg('localhost'), sans);
+
+  // ---- every CA's first CRL
+  for (const issuer of issuers.values()) {
+    await publishFullCrl({ store, clock, nextUpdateMs: config.settings.crl.nextUpdate }, issuer, ACTOR);
+  }
+  return { issuers, services };
+}

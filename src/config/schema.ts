@@ -1,0 +1,232 @@
+/**
+ * The schema of `ca-config/`: CA settings (`ca.yaml`) and one certificate profile per file
+ * (`profiles/<name>.yaml`). Every field is described here; `fleetca config check` and start-up
+ * validate against it once, and the result is frozen. Unknown keys are errors (strict objects),
+ * so a typo never silently falls back to a default.
+ */
+import { z } from 'zod';
+import { parseDuration } from '../core/duration.js';
+
+/** A duration string such as `90d`, `12h`, `5m`, `1d12h`; parsed to milliseconds. */
+const duration = (what: string) =>
+  z
+    .string()
+    .describe(`${what} (a duration: 90d, 12h, 5m, 1y = 365 d)`)
+    .transform((s, ctx) => {
+      try {
+        return parseDuration(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+        return z.NEVER;
+      }
+    });
+
+/** A regular expression source, compiled and anchored when used. */
+const regex = (what: string) =>
+  z
+    .string()
+    .describe(`${what} (a JavaScript regular expression, matched against the whole value)`)
+    .refine(
+      (s) => {
+        try {
+          new RegExp(s);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      { message: 'not a valid regular expression' },
+    );
+
+export const KEY_TYPES = ['P-256', 'P-384', 'P-521', 'ed25519', 'rsa'] as const;
+export type KeyTypeName = (typeof KEY_TYPES)[number];
+
+export const KEY_USAGES = [
+  'digitalSignature',
+  'nonRepudiation',
+  'keyEncipherment',
+  'dataEncipherment',
+  'keyAgreement',
+  'keyCertSign',
+  'cRLSign',
+] as const;
+
+/** EKU names fleetca knows; anything else must be a dotted OID. */
+export const EKU_NAMES = ['clientAuth', 'serverAuth', 'OCSPSigning', 'codeSigning', 'emailProtection', 'timeStamping'] as const;
+const ekuValue = z
+  .string()
+  .refine((s) => (EKU_NAMES as readonly string[]).includes(s) || /^\d+(\.\d+)+$/.test(s), {
+    message: `an EKU name (${EKU_NAMES.join(', ')}) or a dotted OID`,
+  });
+
+/** Subject attributes a CSR may carry besides CN, with the pattern each value must match. */
+export const SUBJECT_ATTRIBUTES = ['O', 'OU', 'C', 'L', 'ST', 'serialNumber', 'emailAddress'] as const;
+
+const sanRule = (what: string) =>
+  z
+    .strictObject({
+      pattern: regex(`every ${what} must match this`),
+      max: z.number().int().min(1).max(100).default(10).describe(`at most this many ${what} entries`),
+    })
+    .describe(`${what} SANs a CSR may request; absent = refused`);
+
+export const ProfileSchema = z
+  .strictObject({
+    description: z.string().describe('what this profile is for, shown in listings'),
+    kind: z
+      .enum(['device', 'system'])
+      .describe('device: enrolled by devices and admins; system: fleetca\'s own service certificates (OCSP, TLS, SCEP RA)'),
+    issuer: z
+      .string()
+      .describe('name of the issuing CA in ca.yaml `issuers` (system profiles that serve every issuing CA say `per-issuer`)'),
+    criticality: z
+      .enum(['low', 'normal', 'high'])
+      .default('normal')
+      .describe('how critical the device class is; high-criticality classes get the shortest validity and are listed first'),
+    validity: duration('certificate lifetime from issuance'),
+    backdate: duration('notBefore is set this far before issuance, for device clocks that drift').prefault('5m'),
+    keys: z
+      .strictObject({
+        types: z.array(z.enum(KEY_TYPES)).min(1).describe('allowed subject key types'),
+        rsaMinBits: z.number().int().min(2048).default(2048).describe('smallest RSA modulus accepted, in bits'),
+        rsaMaxBits: z.number().int().max(16384).default(8192).describe('largest RSA modulus accepted, in bits'),
+      })
+      .describe('which public keys a CSR may carry'),
+    keyUsage: z
+      .array(z.enum(KEY_USAGES))
+      .min(1)
+      .describe(
+        'keyUsage bits. keyEncipherment is kept only for RSA keys and keyAgreement only for EC keys (RFC 5480 §3, RFC 8813)',
+      ),
+    extendedKeyUsage: z.array(ekuValue).default([]).describe('extendedKeyUsage purposes; clientAuth for EAP-TLS devices'),
+    subject: z
+      .strictObject({
+        commonName: z
+          .union([z.literal('deviceId'), regex('the CN')])
+          .default('deviceId')
+          .describe('`deviceId`: the CN must equal the device id; otherwise a pattern the CN must match'),
+        attributes: z
+          .partialRecord(z.enum(SUBJECT_ATTRIBUTES), regex('the attribute value'))
+          .default({})
+          .describe('other subject attributes a CSR may carry, each with its pattern; any attribute not listed is refused'),
+      })
+      .prefault({})
+      .describe('which subject a CSR may ask for'),
+    san: z
+      .strictObject({
+        dns: sanRule('DNS name').optional(),
+        ip: sanRule('IP address').optional(),
+        email: sanRule('email address').optional(),
+        uri: sanRule('URI').optional(),
+        includeMacs: z
+          .boolean()
+          .default(true)
+          .describe(
+            "add the device record's MAC addresses as URI SANs `urn:dev:mac:<12 hex digits>` (RFC 9039); MACs come from the device record, never from the CSR",
+          ),
+      })
+      .prefault({})
+      .describe('which subjectAltName types a CSR may request'),
+    renewal: z
+      .strictObject({
+        window: z
+          .union([
+            z.string().regex(/^\d{1,2}%$/).describe('a share of the validity, e.g. 33%'),
+            duration('time before notAfter'),
+          ])
+          .default('33%')
+          .describe('the renewal window before notAfter: drives notifications and stale detection'),
+        allowEarly: z.boolean().default(true).describe('whether re-enrollment before the window is accepted'),
+        reuseKey: z.boolean().default(true).describe('whether re-enrollment may keep the same public key'),
+        supersededGrace: duration('how long a superseded certificate stays valid after its replacement').prefault('7d'),
+      })
+      .prefault({})
+      .describe('rotation policy'),
+    approval: z
+      .strictObject({ required: z.boolean().default(false).describe('whether each issuance waits for an admin') })
+      .prefault({})
+      .describe('issuance approval'),
+    ocspNoCheck: z.boolean().default(false).describe('add id-pkix-ocsp-nocheck (OCSP responder certificates only)'),
+    lints: z
+      .strictObject({ disable: z.array(z.string()).default([]).describe('lint names this profile opts out of') })
+      .prefault({})
+      .describe('pre-issuance lints'),
+    nacRole: z.string().optional().describe('NAC identity group / VLAN / role this device class maps to'),
+  })
+  .describe('a certificate profile');
+
+export type Profile = z.infer<typeof ProfileSchema> & { name: string };
+
+const subjectSchema = z
+  .strictObject({
+    CN: z.string().min(1).describe('common name'),
+    O: z.string().optional().describe('organization'),
+    OU: z.string().optional().describe('organizational unit'),
+    C: z.string().length(2).optional().describe('two-letter country code'),
+  })
+  .describe('the CA certificate subject');
+
+export const CA_KEY_TYPES = ['P-256', 'P-384', 'rsa2048', 'rsa3072', 'rsa4096'] as const;
+export type CaKeyType = (typeof CA_KEY_TYPES)[number];
+
+export const IssuerSchema = z
+  .strictObject({
+    role: z
+      .enum(['root', 'device', 'manufacturing'])
+      .describe('root: self-signed, can go offline; device: issues operational certificates the NAC trusts; manufacturing: issues IDevIDs the NAC must never trust'),
+    subject: subjectSchema,
+    keyType: z.enum(CA_KEY_TYPES).default('P-256').describe('CA key type; ECDSA P-256 by default'),
+    validity: duration('CA certificate lifetime'),
+    pathLen: z.number().int().min(0).optional().describe('basicConstraints pathLenConstraint (issuing CAs: 0)'),
+  })
+  .describe('a CA in the hierarchy');
+
+export const CaSettingsSchema = z
+  .strictObject({
+    issuers: z
+      .record(z.string().regex(/^[a-z][a-z0-9-]{1,30}$/), IssuerSchema)
+      .describe('the CA hierarchy, by name; the names appear in CRL, OCSP and caIssuers URLs'),
+    crl: z
+      .strictObject({
+        nextUpdate: duration('CRL validity: nextUpdate - thisUpdate').prefault('7d'),
+      })
+      .prefault({})
+      .describe('CRL settings'),
+    server: z
+      .strictObject({
+        tlsNames: z
+          .array(z.string())
+          .default([])
+          .describe('extra DNS names or IP addresses for the TLS server certificate (localhost and 127.0.0.1 are always in it)'),
+        bodyLimitBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024).describe('largest request body accepted, in bytes'),
+      })
+      .prefault({})
+      .describe('HTTP server settings'),
+    recovery: z
+      .strictObject({
+        pendingIntentGrace: duration(
+          'an issuance intent still pending this long after it was recorded belongs to a process that died between signing and commit; start-up marks it failed',
+        ).prefault('60s'),
+      })
+      .prefault({})
+      .describe('crash recovery of the issuance pipeline'),
+    systemProfiles: z
+      .strictObject({
+        ocspResponder: z.string().default('ocsp-responder'),
+        tlsServer: z.string().default('tls-server'),
+        scepRa: z.string().default('scep-ra'),
+      })
+      .prefault({})
+      .describe('which profiles fleetca uses for its own service certificates'),
+  })
+  .describe('CA settings (ca-config/ca.yaml)');
+
+export type CaSettings = z.infer<typeof CaSettingsSchema>;
+export type IssuerSettings = z.infer<typeof IssuerSchema>;
+
+/** The whole validated configuration. */
+export interface FleetcaConfig {
+  readonly dir: string;
+  readonly settings: CaSettings;
+  readonly profiles: ReadonlyMap<string, Profile>;
+}

@@ -1,0 +1,153 @@
+/**
+ * CPU-bound crypto off the event loop: CSR decode + proof-of-possession check, and signatures.
+ * A worker pool uses both cores (issuance is dominated by CSR verification and signing); the
+ * inline implementation serves the CLI and tests. Both implement `CryptoEngine`.
+ */
+import crypto, { type KeyObject } from 'node:crypto';
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { CaError, internal, type CaErrorKind } from '../core/errors.js';
+import { decodeCsr, verifyCsrSignature, type DecodedCsr } from '../pki/csr.js';
+import { nodeDigestFor, type SignatureAlgorithm } from '../pki/algorithms.js';
+import { algorithmForKey, type Signer } from './signer.js';
+import { spkiOf } from './keys.js';
+
+export interface VerifiedCsr {
+  csr: DecodedCsr;
+  /** Whether the CSR's self-signature verifies with its own public key (proof of possession). */
+  signatureValid: boolean;
+}
+
+export interface CryptoEngine {
+  /** Decodes a PKCS#10 DER strictly and checks its signature. Throws CaError(badCsr) on malformed input. */
+  verifyCsr(der: Buffer): Promise<VerifiedCsr>;
+  /** Registers a private key under an id (kept in memory only) and returns a Signer for it. */
+  addKey(keyId: string, key: KeyObject): Promise<Signer>;
+  close(): Promise<void>;
+}
+
+/** Everything on the calling thread. */
+export class InlineCryptoEngine implements CryptoEngine {
+  async verifyCsr(der: Buffer): Promise<VerifiedCsr> {
+    const csr = decodeCsr(der);
+    return { csr, signatureValid: verifyCsrSignature(csr) };
+  }
+  async addKey(_keyId: string, key: KeyObject): Promise<Signer> {
+    const algorithm = algorithmForKey(key);
+    const digest = nodeDigestFor(algorithm);
+    return { algorithm, spkiDer: spkiOf(key), sign: async (data) => crypto.sign(digest, data, key) };
+  }
+  async close(): Promise<void> {}
+}
+
+type Request =
+  | { id: number; op: 'verifyCsr'; der: Uint8Array }
+  | { id: number; op: 'sign'; keyId: string; digest: string | null; data: Uint8Array }
+  | { id: number; op: 'addKey'; keyId: string; pkcs8: Uint8Array };
+/** Request without its id (distributes over the union). */
+type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
+type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; kind: CaErrorKind; message: string };
+
+const toBuf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+/** Structured clone turns Buffers into Uint8Arrays; give the decoded CSR its Buffers back. */
+function rehydrateCsr(c: DecodedCsr): DecodedCsr {
+  const key = c.key.type === 'rsa' ? { ...c.key, modulus: toBuf(c.key.modulus) } : c.key;
+  return {
+    ...c,
+    der: toBuf(c.der),
+    certificationRequestInfoDer: toBuf(c.certificationRequestInfoDer),
+    signatureAlgorithmDer: toBuf(c.signatureAlgorithmDer),
+    subjectDer: toBuf(c.subjectDer),
+    spkiDer: toBuf(c.spkiDer),
+    signature: toBuf(c.signature),
+    key,
+  };
+}
+
+function workerUrl(): { url: URL; execArgv: string[] } {
+  const self = new URL(import.meta.url);
+  if (self.pathname.endsWith('.ts')) {
+    // running from source (vitest / tsx): let the worker load TypeScript through tsx
+    return { url: new URL('./crypto-worker.ts', self), execArgv: ['--import', 'tsx'] };
+  }
+  return { url: new URL('./crypto-worker.js', self), execArgv: [] };
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * A pool of worker threads (default: one per core). Each worker holds every registered key,
+ * so a signature can go to whichever worker has the fewest requests in flight.
+ */
+export class WorkerCryptoEngine implements CryptoEngine {
+  private readonly workers: Worker[] = [];
+  private readonly inflight: number[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(size = Math.max(1, os.availableParallelism())) {
+    const { url, execArgv } = workerUrl();
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(url, { execArgv });
+      w.on('message', (r: Reply) => this.onReply(i, r));
+      w.on('error', (e) => this.failAll(e));
+      w.unref();
+      this.workers.push(w);
+      this.inflight.push(0);
+    }
+  }
+
+  private onReply(worker: number, r: Reply): void {
+    this.inflight[worker]!--;
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    this.pending.delete(r.id);
+    if (r.ok) p.resolve(r.value);
+    else p.reject(new CaError(r.kind, r.message));
+  }
+
+  private failAll(e: unknown): void {
+    for (const p of this.pending.values()) p.reject(internal('crypto worker failed', e));
+    this.pending.clear();
+  }
+
+  private call(req: RequestBody, worker?: number): Promise<unknown> {
+    if (this.closed) return Promise.reject(internal('crypto engine is closed'));
+    let w = worker ?? 0;
+    if (worker === undefined) for (let i = 1; i < this.workers.length; i++) if (this.inflight[i]! < this.inflight[w]!) w = i;
+    const id = this.nextId++;
+    this.inflight[w]!++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.workers[w]!.postMessage({ ...req, id });
+    });
+  }
+
+  async verifyCsr(der: Buffer): Promise<VerifiedCsr> {
+    const v = (await this.call({ op: 'verifyCsr', der })) as VerifiedCsr;
+    return { csr: rehydrateCsr(v.csr), signatureValid: v.signatureValid };
+  }
+
+  async addKey(keyId: string, key: KeyObject): Promise<Signer> {
+    const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+    await Promise.all(this.workers.map((_, i) => this.call({ op: 'addKey', keyId, pkcs8 }, i)));
+    pkcs8.fill(0);
+    const algorithm: SignatureAlgorithm = algorithmForKey(key);
+    const digest = nodeDigestFor(algorithm);
+    return {
+      algorithm,
+      spkiDer: spkiOf(key),
+      sign: async (data) => toBuf((await this.call({ op: 'sign', keyId, digest, data })) as Uint8Array),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}

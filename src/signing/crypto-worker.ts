@@ -1,0 +1,37 @@
+/** Worker thread body of WorkerCryptoEngine: decodes/verifies CSRs and signs with in-memory keys. */
+import crypto, { type KeyObject } from 'node:crypto';
+import { parentPort } from 'node:worker_threads';
+import { CaError } from '../core/errors.js';
+import { decodeCsr, verifyCsrSignature } from '../pki/csr.js';
+
+const keys = new Map<string, KeyObject>();
+const port = parentPort!;
+
+port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: string; digest?: string | null; data?: Uint8Array; pkcs8?: Uint8Array }) => {
+  try {
+    let value: unknown;
+    switch (req.op) {
+      case 'verifyCsr': {
+        const csr = decodeCsr(Buffer.from(req.der!.buffer, req.der!.byteOffset, req.der!.byteLength));
+        value = { csr, signatureValid: verifyCsrSignature(csr) };
+        break;
+      }
+      case 'sign': {
+        const key = keys.get(req.keyId!);
+        if (!key) throw new Error(`no key ${req.keyId} in worker`);
+        value = crypto.sign(req.digest ?? null, req.data!, key);
+        break;
+      }
+      case 'addKey':
+        keys.set(req.keyId!, crypto.createPrivateKey({ key: Buffer.from(req.pkcs8!), format: 'der', type: 'pkcs8' }));
+        value = true;
+        break;
+      default:
+        throw new Error(`unknown op ${req.op}`);
+    }
+    port.postMessage({ id: req.id, ok: true, value });
+  } catch (e) {
+    const kind = e instanceof CaError ? e.kind : 'internal';
+    port.postMessage({ id: req.id, ok: false, kind, message: (e as Error).message });
+  }
+});

@@ -1,0 +1,110 @@
+import { cpSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+
+const SHIPPED = path.resolve('ca-config');
+const dirs: string[] = [];
+
+function copyConfig(edit?: (dir: string) => void): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fleetca-cfg-'));
+  dirs.push(dir);
+  cpSync(SHIPPED, dir, { recursive: true });
+  edit?.(dir);
+  return dir;
+}
+
+function problemsOf(dir: string): string[] {
+  try {
+    loadConfig(dir);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+function replaceIn(file: string, from: string | RegExp, to: string): void {
+  const before = readFileSync(file, 'utf8');
+  const after = before.replace(from, to);
+  if (after === before) throw new Error(`fixture edit did not apply to ${file}`);
+  writeFileSync(file, after);
+}
+
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('config', () => {
+  it('shipped config/valid with every required profile', () => {
+    const c = loadConfig(SHIPPED);
+    for (const p of ['camera', 'sensor', 'building-controller', 'medical-device', 'manufacturing-idevid', 'ocsp-responder', 'tls-server', 'scep-ra']) {
+      expect(c.profiles.has(p), p).toBe(true);
+    }
+    const camera = c.profiles.get('camera')!;
+    expect(camera.validity).toBe(365 * 86_400_000);
+    expect(camera.backdate).toBe(5 * 60_000);
+    expect(camera.extendedKeyUsage).toEqual(['clientAuth']);
+    expect(camera.keys.types).toEqual(['P-256', 'P-384', 'ed25519', 'rsa']);
+    // medical devices: high criticality and the shortest validity of the device profiles
+    const device = [...c.profiles.values()].filter((p) => p.kind === 'device');
+    const medical = c.profiles.get('medical-device')!;
+    expect(medical.criticality).toBe('high');
+    expect(Math.min(...device.map((p) => p.validity))).toBe(medical.validity);
+    expect(c.profiles.get('manufacturing-idevid')!.issuer).toBe('manufacturing-ca');
+    expect(Object.isFrozen(camera)).toBe(true);
+  });
+
+  it('typo key/reported with file and path', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/camera.yaml'), 'validity: 365d', 'valdity: 365d'));
+    const problems = problemsOf(dir);
+    expect(problems).toContain('profiles/camera.yaml: (top level): unknown key "valdity"');
+    expect(problems.some((p) => p.startsWith('profiles/camera.yaml: validity:'))).toBe(true);
+  });
+
+  it('wrong type/reported with file and path', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/camera.yaml'), 'rsaMinBits: 2048', 'rsaMinBits: "2048"'));
+    expect(problemsOf(dir).some((p) => p.startsWith('profiles/camera.yaml: keys.rsaMinBits:'))).toBe(true);
+  });
+
+  it('nested typo in ca.yaml/reported with its path', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'ca.yaml'), 'keyType: P-256\n    validity: 10y', 'keyTyp: P-256\n    validity: 10y'));
+    expect(problemsOf(dir)).toContain('ca.yaml: issuers.device-ca: unknown key "keyTyp"');
+  });
+
+  it('bad duration/reported', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/camera.yaml'), 'validity: 365d', 'validity: 365 days'));
+    expect(problemsOf(dir).some((p) => p.startsWith('profiles/camera.yaml: validity: not a duration'))).toBe(true);
+  });
+
+  it('unknown key type/reported with the index', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/camera.yaml'), 'types: [P-256, P-384, ed25519, rsa]', 'types: [P-256, P-192]'));
+    expect(problemsOf(dir).some((p) => p.startsWith('profiles/camera.yaml: keys.types[1]:'))).toBe(true);
+  });
+
+  it('unknown issuer/reported', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/camera.yaml'), 'issuer: device-ca', 'issuer: nope-ca'));
+    expect(problemsOf(dir)).toContain('profiles/camera.yaml: issuer: unknown issuer "nope-ca" (ca.yaml has root, device-ca, manufacturing-ca)');
+  });
+
+  it('end-entity keyCertSign/refused', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/camera.yaml'), 'keyUsage: [digitalSignature, keyEncipherment]', 'keyUsage: [digitalSignature, keyCertSign]'));
+    expect(problemsOf(dir)).toContain('profiles/camera.yaml: keyUsage: end-entity profiles cannot have keyCertSign or cRLSign');
+  });
+
+  it('yaml syntax error/reported with the file', () => {
+    const dir = copyConfig((d) => writeFileSync(path.join(d, 'profiles/camera.yaml'), 'description: [unclosed\n'));
+    expect(problemsOf(dir).some((p) => p.startsWith('profiles/camera.yaml: '))).toBe(true);
+  });
+
+  it('several problems/all reported at once', () => {
+    const dir = copyConfig((d) => {
+      replaceIn(path.join(d, 'profiles/camera.yaml'), 'validity: 365d', 'validity: forever');
+      replaceIn(path.join(d, 'profiles/sensor.yaml'), 'criticality: low', 'criticality: meh');
+    });
+    const problems = problemsOf(dir);
+    expect(problems.some((p) => p.startsWith('profiles/camera.yaml: validity:'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('profiles/sensor.yaml: criticality:'))).toBe(true);
+  });
+});
