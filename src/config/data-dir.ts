@@ -52,6 +52,7 @@ export class DataDir {
   }
 
   writeCert(name: string, pem: string): string {
+    this.ensure();
     const file = path.join(this.certsDir, `${name}.pem`);
     this.writeAtomic(file, pem, 0o644);
     return file;

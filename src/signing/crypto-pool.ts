@@ -65,13 +65,18 @@ function rehydrateCsr(c: DecodedCsr): DecodedCsr {
   };
 }
 
-function workerUrl(): { url: URL; execArgv: string[] } {
+/**
+ * The worker's entry: the compiled JS next to this file, or — when running from TypeScript
+ * sources (vitest, tsx) — a small bootstrap that registers tsx's loader in the worker thread first
+ * (loader hooks are per thread, and `--import` in a worker's execArgv is not honoured on Node 20).
+ */
+function startWorker(): Worker {
   const self = new URL(import.meta.url);
-  if (self.pathname.endsWith('.ts')) {
-    // running from source (vitest / tsx): let the worker load TypeScript through tsx
-    return { url: new URL('./crypto-worker.ts', self), execArgv: ['--import', 'tsx'] };
-  }
-  return { url: new URL('./crypto-worker.js', self), execArgv: [] };
+  if (!self.pathname.endsWith('.ts')) return new Worker(new URL('./crypto-worker.js', self));
+  const entry = JSON.stringify(new URL('./crypto-worker.ts', self).href);
+  const boot = `(async () => { const { register } = await import('tsx/esm/api'); register(); await import(${entry}); })()
+    .catch((e) => { console.error(e); process.exit(1); });`;
+  return new Worker(boot, { eval: true });
 }
 
 interface Pending {
@@ -91,9 +96,8 @@ export class WorkerCryptoEngine implements CryptoEngine {
   private closed = false;
 
   constructor(size = Math.max(1, os.availableParallelism())) {
-    const { url, execArgv } = workerUrl();
     for (let i = 0; i < size; i++) {
-      const w = new Worker(url, { execArgv });
+      const w = startWorker();
       w.on('message', (r: Reply) => this.onReply(i, r));
       w.on('error', (e) => this.failAll(e));
       w.unref();

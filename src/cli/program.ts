@@ -1,0 +1,535 @@
+/**
+ * The `fleetca` command line (commander). Output that scripts capture (a PEM, JSON, a secret) is
+ * alone on stdout; messages go to stderr. Errors are one line on stderr and an exit code per
+ * CaError kind (see `exitCodeFor`).
+ */
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import type { Logger } from 'pino';
+import { CaError, assertNever, badRequest, conflict, notFound, type CaErrorKind } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import { formatDuration, parseDuration } from '../core/duration.js';
+import { formatSerial, normalizeSerial, DEVICE_ID_RE } from '../core/ids.js';
+import type { FleetcaConfig } from '../config/schema.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { DataDir } from '../config/data-dir.js';
+import type { Env } from '../config/env.js';
+import { pemEncode, decodeCsrInput } from '../pki/pem.js';
+import type { CryptoEngine } from '../signing/crypto-pool.js';
+import type { KeyStore } from '../signing/key-store.js';
+import { initHierarchy } from '../ca/bootstrap.js';
+import { publishFullCrl } from '../ca/crl.js';
+import { normalizeBaseUrl } from '../ca/urls.js';
+import { normalizeMac } from '../ca/policy.js';
+import type { CertificateAuthority } from '../ca/issuance.js';
+import type { CaStore, CertificateRecord, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
+
+/** What a command needs at run time; built by the composition root (main/). */
+export interface CliRuntime {
+  env: Env;
+  config: FleetcaConfig;
+  dataDir: DataDir;
+  store: CaStore & CrlStore;
+  crypto: CryptoEngine;
+  clock: Clock;
+  log: Logger;
+  ca: CertificateAuthority | null;
+  publicUrl: string | null;
+  keyStore(create?: boolean): { keys: KeyStore & { loadFile(file: string): import('node:crypto').KeyObject }; generated: boolean };
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  dataDir: string;
+  rootKeyFile?: string;
+  loadIssuers?: boolean;
+}
+
+export interface ServeOptions {
+  dataDir: string;
+  host: string;
+  httpPort: number;
+  httpsPort: number;
+}
+
+export interface CliHost {
+  open(opts: OpenOptions): Promise<CliRuntime>;
+  serve(opts: ServeOptions): Promise<void>;
+  /** Where messages go (stderr) and captured output goes (stdout); tests replace them. */
+  out: (s: string) => void;
+  err: (s: string) => void;
+  env: Env;
+}
+
+/** Exit code per error kind; documented in the README. */
+export function exitCodeFor(kind: CaErrorKind): number {
+  switch (kind) {
+    case 'badRequest':
+    case 'badCsr':
+      return 2;
+    case 'unauthorized':
+    case 'forbidden':
+    case 'policyRejected':
+      return 3;
+    case 'notFound':
+      return 4;
+    case 'unavailable':
+      return 5;
+    case 'conflict':
+      return 6;
+    case 'pending':
+      return 0;
+    case 'internal':
+      return 1;
+    default:
+      return assertNever(kind);
+  }
+}
+
+const REASONS: RevocationReason[] = [
+  'unspecified',
+  'keyCompromise',
+  'cACompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'certificateHold',
+  'privilegeWithdrawn',
+  'aACompromise',
+];
+
+function certPem(der: Buffer): string {
+  return pemEncode('CERTIFICATE', der);
+}
+
+function requireCa(rt: CliRuntime): CertificateAuthority {
+  if (!rt.ca) throw new CaError('unavailable', `${rt.dataDir.root} is not initialised: run \`fleetca init\` first`);
+  return rt.ca;
+}
+
+function certJson(c: CertificateRecord) {
+  return {
+    serial: formatSerial(c.serial),
+    device: c.deviceId,
+    profile: c.profile,
+    issuer: c.issuerName,
+    subject: c.subject,
+    sans: c.sans,
+    not_before: c.notBefore.toISOString(),
+    not_after: c.notAfter.toISOString(),
+    status: c.status,
+    revoked_at: c.revokedAt?.toISOString() ?? null,
+    revocation_reason: c.revocationReason,
+    sha256_fingerprint: c.fingerprintSha256.toString('hex'),
+  };
+}
+
+function deviceJson(d: DeviceRecord) {
+  return {
+    id: d.id,
+    macs: d.macs,
+    serial_number: d.serialNumber,
+    model: d.model,
+    firmware: d.firmware,
+    profile: d.profile,
+    state: d.state,
+    created_at: d.createdAt.toISOString(),
+    updated_at: d.updatedAt.toISOString(),
+    last_enrolled_at: d.lastEnrolledAt?.toISOString() ?? null,
+  };
+}
+
+function table(rows: string[][]): string {
+  if (rows.length === 0) return '';
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function parseMacs(list: string[] | undefined): string[] | undefined {
+  if (!list) return undefined;
+  return list.flatMap((m) => m.split(/[;,]/)).filter(Boolean).map((m) => {
+    const n = normalizeMac(m);
+    if (!n) throw badRequest(`malformed MAC address "${m}"`);
+    return n;
+  });
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/** Builds the program; `host` supplies the runtime so tests can run commands in-process. */
+export function buildProgram(host: CliHost): Command {
+  const program = new Command('fleetca')
+    .description('fleetca: device certificate authority for zero-trust IoT networks')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: host.out, writeErr: host.err });
+  const dataDirOpt = () => new Option('--data-dir <dir>', 'data directory (keys, certificates, embedded PostgreSQL)').default(host.env.dataDir, 'FLEETCA_DATA_DIR or ./data');
+
+  /** Runs an action with an opened runtime, closing it afterwards. */
+  const withRuntime = <T>(opts: OpenOptions, fn: (rt: CliRuntime) => Promise<T>) => async () => {
+    const rt = await host.open(opts);
+    try {
+      return await fn(rt);
+    } finally {
+      await rt.close();
+    }
+  };
+
+  /** `init`: the hierarchy, its key files and certificates, the data dir state. */
+  const initAction = async (o: { dataDir: string; publicUrl: string }) => {
+    let publicUrl: string;
+    try {
+      publicUrl = normalizeBaseUrl(o.publicUrl);
+    } catch (e) {
+      throw badRequest((e as Error).message);
+    }
+    await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+      if (rt.dataDir.isInitialised()) throw conflict(`${rt.dataDir.root} is already initialised`);
+      const { keys, generated } = rt.keyStore(true);
+      if (generated) host.err(`warning: FLEETCA_KEY_PASSPHRASE is unset; generated one into ${rt.dataDir.passphraseFile} (mode 0600). Keep it safe, or set FLEETCA_KEY_PASSPHRASE.\n`);
+      const result = await initHierarchy({ config: rt.config, store: rt.store, crypto: rt.crypto, keys, clock: rt.clock, publicUrl });
+      for (const [name, i] of result.issuers) rt.dataDir.writeCert(name, certPem(i.record.certDer));
+      for (const s of result.services) rt.dataDir.writeCert(s.name, [s.cert.der, ...(s.name === 'tls-server' ? s.cert.chain.slice(0, 1) : [])].map(certPem).join(''));
+      rt.dataDir.writeState({ publicUrl, createdAt: rt.clock.now().toISOString(), version: 1 });
+      host.err(`initialised ${rt.dataDir.root}: issuers ${[...result.issuers.keys()].join(', ')}; public URL ${publicUrl}\n`);
+    })();
+  };
+
+  program
+    .command('init')
+    .description('create the CA hierarchy (root, device CA, manufacturing CA, OCSP responders, SCEP RA, TLS server) without prompts')
+    .addOption(dataDirOpt())
+    .option('--public-url <url>', 'base URL of the CDP and AIA URLs baked into certificates', 'http://localhost:8080')
+    .action(initAction);
+
+  const config = program.command('config').description('configuration');
+  config
+    .command('check')
+    .description('validate ca-config/ (every problem with its file and path)')
+    .option('--config-dir <dir>', 'configuration directory', host.env.configDir)
+    .action((o: { configDir: string }) => {
+      const c = loadConfig(o.configDir);
+      host.err(`configuration OK: ${o.configDir} (${c.profiles.size} profiles: ${[...c.profiles.keys()].join(', ')})\n`);
+    });
+
+  program
+    .command('serve')
+    .description('run the HTTP (SCEP, CRL, OCSP, CA certificates, health, metrics) and HTTPS (EST, admin API) listeners')
+    .addOption(dataDirOpt())
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--http-port <port>', 'plain HTTP port (0 = any free port)', '8080')
+    .option('--https-port <port>', 'HTTPS port (0 = any free port)', '8443')
+    .action(async (o: { dataDir: string; host: string; httpPort: string; httpsPort: string }) => {
+      await host.serve({ dataDir: o.dataDir, host: o.host, httpPort: Number(o.httpPort), httpsPort: Number(o.httpsPort) });
+    });
+
+  program
+    .command('start')
+    .description('init the data dir when it is new, then serve (what `npm start` runs)')
+    .addOption(dataDirOpt())
+    .option('--public-url <url>', 'base URL for CDP and AIA, used only when initialising', 'http://localhost:8080')
+    .option('--host <host>', 'address to bind', '127.0.0.1')
+    .option('--http-port <port>', 'plain HTTP port', '8080')
+    .option('--https-port <port>', 'HTTPS port', '8443')
+    .action(async (o: { dataDir: string; publicUrl: string; host: string; httpPort: string; httpsPort: string }) => {
+      const probe = await host.open({ dataDir: o.dataDir, loadIssuers: false });
+      const initialised = probe.dataDir.isInitialised();
+      await probe.close();
+      if (!initialised) await initAction({ dataDir: o.dataDir, publicUrl: o.publicUrl });
+      await host.serve({ dataDir: o.dataDir, host: o.host, httpPort: Number(o.httpPort), httpsPort: Number(o.httpsPort) });
+    });
+
+  const db = program.command('db').description('database');
+  db.command('migrate')
+    .description('apply pending migrations (serve and every command also do this at start)')
+    .addOption(dataDirOpt())
+    .action(async (o: { dataDir: string }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async () => {
+        host.err('migrations applied\n');
+      })();
+    });
+
+  // ---------------------------------------------------------------- devices
+  const device = program.command('device').description('device records');
+  device
+    .command('add <id>')
+    .description('register a device')
+    .addOption(dataDirOpt())
+    .option('--mac <mac>', 'MAC address (repeatable, or ;-separated)', collect)
+    .option('--serial-number <sn>', 'manufacturer serial number')
+    .option('--model <model>', 'device model')
+    .option('--firmware <version>', 'firmware version')
+    .option('--profile <profile>', 'default certificate profile')
+    .option('--json', 'print the record as JSON')
+    .action(async (id: string, o: { dataDir: string; mac?: string[]; serialNumber?: string; model?: string; firmware?: string; profile?: string; json?: boolean }) => {
+      if (!DEVICE_ID_RE.test(id)) throw badRequest(`"${id}" is not a valid device id (letters, digits, . _ : -; at most 128)`);
+      const macs = parseMacs(o.mac) ?? [];
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        if (o.profile && !rt.config.profiles.has(o.profile)) throw notFound(`unknown profile "${o.profile}"`);
+        const d = await rt.store.addDevice({ id, macs, serialNumber: o.serialNumber ?? null, model: o.model ?? null, firmware: o.firmware ?? null, profile: o.profile ?? null }, rt.clock.now());
+        if (o.json) host.out(JSON.stringify(deviceJson(d)) + '\n');
+        else host.err(`device ${d.id} added\n`);
+      })();
+    });
+  device
+    .command('show <id>')
+    .description('show a device and its certificates')
+    .addOption(dataDirOpt())
+    .option('--json', 'JSON output')
+    .action(async (id: string, o: { dataDir: string; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const d = await rt.store.getDevice(id);
+        if (!d) throw notFound(`unknown device "${id}"`);
+        const certs = await rt.store.listCertificates({ deviceId: id });
+        if (o.json) {
+          host.out(JSON.stringify({ ...deviceJson(d), certificates: certs.map(certJson) }) + '\n');
+          return;
+        }
+        const j = deviceJson(d);
+        host.out(
+          table(Object.entries(j).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v ?? '-')])) +
+            (certs.length ? '\n' + table([['SERIAL', 'PROFILE', 'NOT_AFTER', 'STATUS'], ...certs.map((c) => [formatSerial(c.serial), c.profile, c.notAfter.toISOString(), c.status])]) : ''),
+        );
+      })();
+    });
+  device
+    .command('list')
+    .description('list devices')
+    .addOption(dataDirOpt())
+    .option('--profile <profile>', 'only this profile')
+    .option('--model <model>', 'only this model')
+    .addOption(new Option('--state <state>', 'only this state').choices(['active', 'quarantined', 'retired']))
+    .option('--json', 'JSON array')
+    .action(async (o: { dataDir: string; profile?: string; model?: string; state?: DeviceState; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const list = await rt.store.listDevices({ ...(o.profile ? { profile: o.profile } : {}), ...(o.model ? { model: o.model } : {}), ...(o.state ? { state: o.state } : {}) });
+        if (o.json) host.out(JSON.stringify(list.map(deviceJson)) + '\n');
+        else host.out(table([['ID', 'STATE', 'PROFILE', 'MODEL', 'FIRMWARE', 'MACS'], ...list.map((d) => [d.id, d.state, d.profile ?? '-', d.model ?? '-', d.firmware ?? '-', d.macs.join(',') || '-'])]));
+      })();
+    });
+  device
+    .command('update <id>')
+    .description('update a device record (--mac replaces the MAC list)')
+    .addOption(dataDirOpt())
+    .option('--mac <mac>', 'MAC address (repeatable)', collect)
+    .option('--serial-number <sn>', 'manufacturer serial number')
+    .option('--model <model>', 'device model')
+    .option('--firmware <version>', 'firmware version')
+    .option('--profile <profile>', 'default certificate profile')
+    .option('--json', 'print the record as JSON')
+    .action(async (id: string, o: { dataDir: string; mac?: string[]; serialNumber?: string; model?: string; firmware?: string; profile?: string; json?: boolean }) => {
+      const macs = parseMacs(o.mac);
+      const patch = {
+        ...(macs ? { macs } : {}),
+        ...(o.serialNumber !== undefined ? { serialNumber: o.serialNumber } : {}),
+        ...(o.model !== undefined ? { model: o.model } : {}),
+        ...(o.firmware !== undefined ? { firmware: o.firmware } : {}),
+        ...(o.profile !== undefined ? { profile: o.profile } : {}),
+      };
+      if (Object.keys(patch).length === 0) throw badRequest('nothing to update: give --mac, --serial-number, --model, --firmware or --profile');
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        if (o.profile && !rt.config.profiles.has(o.profile)) throw notFound(`unknown profile "${o.profile}"`);
+        const d = await rt.store.updateDevice(id, patch, rt.clock.now());
+        if (o.json) host.out(JSON.stringify(deviceJson(d)) + '\n');
+        else host.err(`device ${d.id} updated\n`);
+      })();
+    });
+
+  // ---------------------------------------------------------------- certificates
+  program
+    .command('issue')
+    .description('issue a certificate from a CSR (PEM or DER) and print it as PEM')
+    .addOption(dataDirOpt())
+    .requiredOption('--profile <profile>', 'certificate profile')
+    .requiredOption('--device <id>', 'device id (created if new)')
+    .requiredOption('--csr <file>', 'PKCS#10 request, PEM or DER ("-" for stdin)')
+    .option('--chain', 'print the issuing CA after the certificate')
+    .action(async (o: { dataDir: string; profile: string; device: string; csr: string; chain?: boolean }) => {
+      let input: Buffer;
+      try {
+        input = readFileSync(o.csr === '-' ? 0 : o.csr);
+      } catch (e) {
+        throw badRequest(`cannot read ${o.csr}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      const csrDer = decodeCsrInput(input);
+      await withRuntime({ dataDir: o.dataDir }, async (rt) => {
+        const cert = await requireCa(rt).issueFromCsr({ profile: o.profile, deviceId: o.device, csrDer, actor: 'cli', via: 'cli', createDevice: true, approved: true });
+        host.out(certPem(cert.der) + (o.chain ? cert.chain.slice(0, 1).map(certPem).join('') : ''));
+        host.err(`issued serial ${formatSerial(cert.serial)} for ${o.device} (${o.profile}), valid until ${cert.notAfter.toISOString()}\n`);
+      })();
+    });
+
+  program
+    .command('revoke <serial>')
+    .description('revoke a certificate (serial in hex, as `openssl x509 -serial` prints it)')
+    .addOption(dataDirOpt())
+    .addOption(new Option('--reason <reason>', 'RFC 5280 reason').choices(REASONS).default('unspecified'))
+    .option('--invalidity-date <iso>', 'when the key is known or suspected to have been compromised')
+    .action(async (serialText: string, o: { dataDir: string; reason: RevocationReason; invalidityDate?: string }) => {
+      const serial = normalizeSerial(serialText);
+      if (!serial) throw badRequest(`"${serialText}" is not a serial number in hex`);
+      let inv: Date | undefined;
+      if (o.invalidityDate) {
+        inv = new Date(o.invalidityDate);
+        if (Number.isNaN(inv.getTime())) throw badRequest(`--invalidity-date "${o.invalidityDate}" is not a date`);
+      }
+      await withRuntime({ dataDir: o.dataDir }, async (rt) => {
+        const c = await requireCa(rt).revoke(serial, o.reason, 'cli', inv);
+        host.err(`revoked ${formatSerial(c.serial)} (${o.reason})\n`);
+      })();
+    });
+
+  const cert = program.command('cert').description('issued certificates');
+  cert
+    .command('list')
+    .description('list certificates')
+    .addOption(dataDirOpt())
+    .option('--device <id>', 'only this device')
+    .option('--profile <profile>', 'only this profile')
+    .option('--expiring-within <duration>', 'only valid certificates expiring within this duration (e.g. 30d)')
+    .addOption(new Option('--status <status>', 'only this status').choices(['valid', 'revoked', 'hold']))
+    .option('--json', 'one JSON array of every match')
+    .action(async (o: { dataDir: string; device?: string; profile?: string; expiringWithin?: string; status?: 'valid' | 'revoked' | 'hold'; json?: boolean }) => {
+      let within: number | undefined;
+      if (o.expiringWithin) {
+        try {
+          within = parseDuration(o.expiringWithin);
+        } catch (e) {
+          throw badRequest((e as Error).message);
+        }
+      }
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const now = rt.clock.now();
+        const list = await rt.store.listCertificates({
+          ...(o.device ? { deviceId: o.device } : {}),
+          ...(o.profile ? { profile: o.profile } : {}),
+          ...(o.status ? { status: o.status } : {}),
+          ...(within !== undefined ? { expiringBefore: new Date(now.getTime() + within), notExpiredAt: now } : {}),
+        });
+        if (o.json) host.out(JSON.stringify(list.map(certJson)) + '\n');
+        else host.out(table([['SERIAL', 'DEVICE', 'PROFILE', 'ISSUER', 'NOT_AFTER', 'STATUS'], ...list.map((c) => [formatSerial(c.serial), c.deviceId ?? '-', c.profile, c.issuerName, c.notAfter.toISOString(), c.status])]));
+      })();
+    });
+  cert
+    .command('show <serial>')
+    .description('show one certificate')
+    .addOption(dataDirOpt())
+    .option('--json', 'JSON output')
+    .option('--pem', 'print only the certificate PEM')
+    .action(async (serialText: string, o: { dataDir: string; json?: boolean; pem?: boolean }) => {
+      const serial = normalizeSerial(serialText);
+      if (!serial) throw badRequest(`"${serialText}" is not a serial number in hex`);
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const c = await rt.store.getCertificate(serial);
+        if (!c) throw notFound(`no certificate with serial ${formatSerial(serial)}`);
+        if (o.pem) host.out(certPem(c.der));
+        else if (o.json) host.out(JSON.stringify({ ...certJson(c), pem: certPem(c.der) }) + '\n');
+        else {
+          const j = certJson(c);
+          host.out(table(Object.entries(j).map(([k, v]) => [k, Array.isArray(v) ? v.map((s) => `${s.type}:${s.value}`).join(', ') : String(v ?? '-')])) + certPem(c.der));
+        }
+      })();
+    });
+
+  const ca = program.command('ca').description('the CA hierarchy');
+  ca.command('chain')
+    .description('print the device issuing CA chain as PEM: issuing CA first, root last')
+    .addOption(dataDirOpt())
+    .option('--issuer <name>', 'another issuing CA (e.g. manufacturing-ca)')
+    .action(async (o: { dataDir: string; issuer?: string }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const issuers = await rt.store.listIssuers();
+        const root = issuers.find((i) => i.role === 'root');
+        const leaf = o.issuer ? issuers.find((i) => i.name === o.issuer) : issuers.find((i) => i.role === 'device' && i.active);
+        if (!leaf || !root) throw notFound(o.issuer ? `no issuer "${o.issuer}"` : 'no CA hierarchy: run `fleetca init` first');
+        host.out([leaf, ...(leaf.role === 'root' ? [] : [root])].map((i) => certPem(i.certDer)).join(''));
+      })();
+    });
+
+  const crl = program.command('crl').description('certificate revocation lists');
+  crl
+    .command('publish')
+    .description('sign and publish a fresh full CRL for each issuer whose key is online')
+    .addOption(dataDirOpt())
+    .option('--issuer <name>', 'only this issuer')
+    .option('--root-key <file>', 'encrypted root key file, when the root is offline')
+    .action(async (o: { dataDir: string; issuer?: string; rootKey?: string }) => {
+      await withRuntime({ dataDir: o.dataDir, ...(o.rootKey ? { rootKeyFile: o.rootKey } : {}) }, async (rt) => {
+        const caCore = requireCa(rt);
+        const targets = [...caCore.issuers.values()].filter((i) => (o.issuer ? i.record.name === o.issuer : i.signer !== null));
+        if (o.issuer && targets.length === 0) throw notFound(`no issuer "${o.issuer}"`);
+        for (const i of targets) {
+          const rec = await publishFullCrl({ store: rt.store, clock: rt.clock, nextUpdateMs: rt.config.settings.crl.nextUpdate }, i, 'cli');
+          host.err(`published CRL #${rec.number} for ${i.record.name}, next update ${rec.nextUpdate.toISOString()}\n`);
+        }
+      })();
+    });
+
+  const root = program.command('root').description('the offline root');
+  root
+    .command('export')
+    .description('write the encrypted root key to FILE (same passphrase), to keep offline')
+    .addOption(dataDirOpt())
+    .requiredOption('--out <file>', 'destination file (must not exist)')
+    .action(async (o: { dataDir: string; out: string }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const issuers = await rt.store.listIssuers();
+        const r = issuers.find((i) => i.role === 'root');
+        if (!r) throw notFound('no root: run `fleetca init` first');
+        const { keys } = rt.keyStore(false);
+        if (!keys.has(r.name)) throw notFound('the root key is not in the data dir (already removed?)');
+        if (existsSync(o.out)) throw conflict(`${o.out} exists; refusing to overwrite`);
+        writeFileSync(o.out, readFileSync(keys.pathOf(r.name)), { mode: 0o600, flag: 'wx' });
+        host.err(`root key exported to ${o.out} (encrypted PKCS#8). Verify it, store it offline, then run \`fleetca root remove\`.\n`);
+      })();
+    });
+  root
+    .command('remove')
+    .description('delete the root key from the data dir; commands that need it then take --root-key FILE')
+    .addOption(dataDirOpt())
+    .requiredOption('--exported <file>', 'the file written by `root export`, checked to decrypt to the root key before deleting')
+    .action(async (o: { dataDir: string; exported: string }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const issuers = await rt.store.listIssuers();
+        const r = issuers.find((i) => i.role === 'root');
+        if (!r) throw notFound('no root: run `fleetca init` first');
+        const { keys } = rt.keyStore(false);
+        const exported = keys.loadFile(o.exported);
+        const current = keys.load(r.name);
+        if (!current) throw notFound('the root key is not in the data dir (already removed?)');
+        const pub = (k: import('node:crypto').KeyObject) => (k.type === 'private' ? k : k).export({ type: 'pkcs8', format: 'der' });
+        if (!pub(exported).equals(pub(current))) throw conflict(`${o.exported} does not hold this CA's root key; nothing removed`);
+        keys.remove(r.name);
+        host.err('root key removed from the data dir; keep the exported file offline\n');
+      })();
+    });
+
+  return program;
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function runCli(host: CliHost, argv: string[]): Promise<number> {
+  const program = buildProgram(host);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
+      // help and version exit 0; usage errors were already printed by commander
+      return err.exitCode ?? 2;
+    }
+    if (e instanceof ConfigError) {
+      host.err(`error: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof CaError) {
+      host.err(`error: ${e.kind === 'internal' ? e.message : e.publicMessage}\n`);
+      return exitCodeFor(e.kind);
+    }
+    host.err(`error: ${(e as Error).message ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+export { formatDuration };

@@ -1,0 +1,79 @@
+/**
+ * Shared HTTP pieces: request ids, access logging, metrics, body limits, and the last-resort
+ * error handler (internal details go to the log, never to the client).
+ */
+import crypto from 'node:crypto';
+import type { NextFunction, Request, Response, RequestHandler, ErrorRequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { CaError, toCaError } from '../core/errors.js';
+
+export interface HttpMetrics {
+  registry: Registry;
+  requests: Counter<'listener' | 'route' | 'status'>;
+  duration: Histogram<'listener' | 'route'>;
+}
+
+export function createMetrics(): HttpMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'fleetca_process_' });
+  return {
+    registry,
+    requests: new Counter({ name: 'fleetca_http_requests_total', help: 'HTTP requests by listener, route and status', labelNames: ['listener', 'route', 'status'], registers: [registry] }),
+    duration: new Histogram({
+      name: 'fleetca_http_request_duration_seconds',
+      help: 'HTTP request latency by listener and route',
+      labelNames: ['listener', 'route'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+  };
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    id: string;
+    log: Logger;
+  }
+}
+
+/** Request id (from X-Request-Id when sane, else random), a child logger, access log and metrics. */
+export function requestContext(log: Logger, metrics: HttpMetrics, listener: string): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const given = req.get('x-request-id');
+    req.id = given && /^[\w.-]{1,64}$/.test(given) ? given : crypto.randomUUID();
+    req.log = log.child({ reqId: req.id, listener });
+    res.setHeader('X-Request-Id', req.id);
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      const route = (req.route?.path as string | undefined) ?? (res.statusCode === 404 ? 'unmatched' : req.baseUrl || req.path);
+      const secs = Number(process.hrtime.bigint() - start) / 1e9;
+      metrics.requests.inc({ listener, route, status: String(res.statusCode) });
+      metrics.duration.observe({ listener, route }, secs);
+      req.log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(secs * 1e4) / 10 }, 'request');
+    });
+    next();
+  };
+}
+
+/** 404 for anything no router answered. */
+export const notFoundHandler: RequestHandler = (_req, res) => {
+  res.status(404).type('text/plain').send('not found\n');
+};
+
+/**
+ * Last-resort error handler: body-parser errors keep their status (413 too large, 400 bad
+ * syntax); CaErrors map to a status; anything else is a 500 without detail.
+ */
+export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
+  const e = err as { status?: number; statusCode?: number; type?: string; expose?: boolean; message?: string };
+  const status = e.status ?? e.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    req.log?.warn({ err: e.message, type: e.type }, 'bad request');
+    res.status(status).type('text/plain').send(`${status === 413 ? 'request body too large' : 'bad request'}\n`);
+    return;
+  }
+  const ce: CaError = toCaError(err);
+  req.log?.error({ err: ce.message, kind: ce.kind, cause: (ce.cause as Error | undefined)?.message }, 'request failed');
+  if (!res.headersSent) res.status(500).type('text/plain').send('internal error\n');
+};

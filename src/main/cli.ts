@@ -1,0 +1,22 @@
+/** Composition root of the `fleetca` command: wires the CLI to the concrete runtime and server. */
+import { readEnv } from '../config/env.js';
+import { runCli, type CliHost } from '../cli/program.js';
+import { openRuntime } from './runtime.js';
+import { serve } from './server.js';
+
+export function defaultHost(): CliHost {
+  const env = readEnv();
+  const out = (s: string) => void process.stdout.write(s);
+  return {
+    env,
+    out,
+    err: (s: string) => void process.stderr.write(s),
+    open: (o) => openRuntime({ env, dataDir: o.dataDir, ...(o.rootKeyFile ? { rootKeyFile: o.rootKeyFile } : {}), ...(o.loadIssuers === false ? { loadIssuers: false } : {}) }),
+    serve: (o) => serve(o, out),
+  };
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const code = await runCli(defaultHost(), argv);
+  process.exitCode = code;
+}

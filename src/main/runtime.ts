@@ -1,0 +1,132 @@
+/**
+ * Composition root shared by the server and the CLI: the only place that builds concrete
+ * classes (PgStore, the embedded cluster, key files, crypto workers) and wires them into the core.
+ */
+import { pino, type Logger } from 'pino';
+import pg from 'pg';
+import { readEnv, type Env } from '../config/env.js';
+import { loadConfig } from '../config/load.js';
+import type { FleetcaConfig } from '../config/schema.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { CertificateAuthority, type PipelineFaults } from '../ca/issuance.js';
+import { buildIssuerRuntime, type IssuerRuntime } from '../ca/issuers.js';
+import { InlineCryptoEngine, WorkerCryptoEngine, type CryptoEngine } from '../signing/crypto-pool.js';
+import { FileKeyStore } from '../signing/key-store.js';
+import { openEmbeddedCluster, type EmbeddedCluster } from '../store/embedded.js';
+import { PgStore } from '../store/pg-store.js';
+import { defaultMigrationsDir, runMigrations } from '../store/migrate.js';
+import { DataDir } from '../config/data-dir.js';
+
+export interface RuntimeOptions {
+  env?: Env;
+  dataDir?: string;
+  /** Worker-thread crypto (server) or inline (CLI). */
+  workers?: boolean;
+  /** An offline root key file (`--root-key`). */
+  rootKeyFile?: string;
+  /** Load issuers and keys (false for commands that only need the database, and for init). */
+  loadIssuers?: boolean;
+  clock?: Clock;
+  faults?: PipelineFaults;
+  log?: Logger;
+  poolSize?: number;
+}
+
+export interface Runtime {
+  env: Env;
+  config: FleetcaConfig;
+  dataDir: DataDir;
+  store: PgStore;
+  crypto: CryptoEngine;
+  clock: Clock;
+  log: Logger;
+  /** The CA core; null until the data dir is initialised (or with loadIssuers: false). */
+  ca: CertificateAuthority | null;
+  publicUrl: string | null;
+  embedded: boolean;
+  keyStore(create?: boolean): { keys: FileKeyStore; generated: boolean };
+  close(): Promise<void>;
+}
+
+/** Logs go to stderr, so that stdout carries only what scripts capture (PEM, JSON, secrets). */
+export function makeLogger(level: string): Logger {
+  return pino({ level, base: { svc: 'fleetca' } }, pino.destination({ fd: 2, sync: true }));
+}
+
+export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
+  const env = opts.env ?? readEnv();
+  const log = opts.log ?? makeLogger(env.logLevel);
+  const config = loadConfig(env.configDir);
+  const dataDir = new DataDir(opts.dataDir ?? env.dataDir);
+  const clock = opts.clock ?? systemClock;
+  const faults: PipelineFaults | undefined =
+    opts.faults ??
+    (env.fault === 'crash-after-sign'
+      ? {
+          afterSign: () => {
+            log.fatal('FLEETCA_FAULT=crash-after-sign: ending the process between signing and commit');
+            process.exit(86);
+          },
+        }
+      : undefined);
+
+  let cluster: EmbeddedCluster | null = null;
+  let poolConfig: pg.PoolConfig;
+  if (env.databaseUrl) {
+    poolConfig = { connectionString: env.databaseUrl };
+  } else {
+    dataDir.ensure();
+    cluster = await openEmbeddedCluster(dataDir.root, (m) => log.debug({ pg: m.trim() }, 'embedded postgres'));
+    poolConfig = cluster.connectionConfig;
+  }
+  const store = await PgStore.open({ poolConfig: { ...poolConfig, max: opts.poolSize ?? 8 } });
+  const cryptoEngine: CryptoEngine = opts.workers ? new WorkerCryptoEngine() : new InlineCryptoEngine();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await cryptoEngine.close().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    if (cluster) await cluster.release();
+  };
+
+  try {
+    await runMigrations(store.pool, defaultMigrationsDir());
+    const keyStore = (create = false) => {
+      const { passphrase, generated } = dataDir.passphrase(env.keyPassphrase, create);
+      return { keys: new FileKeyStore(dataDir.keysDir, passphrase), generated };
+    };
+
+    let ca: CertificateAuthority | null = null;
+    let publicUrl: string | null = null;
+    if (dataDir.isInitialised()) {
+      publicUrl = dataDir.readState().publicUrl;
+      if (opts.loadIssuers !== false) {
+        const records = await store.listIssuers();
+        if (records.length === 0) throw new Error(`the database has no CA hierarchy but ${dataDir.root} is initialised: wrong DATABASE_URL?`);
+        const { keys } = keyStore(false);
+        const issuers = new Map<string, IssuerRuntime>();
+        for (const r of records) {
+          let key = keys.load(r.name);
+          if (!key && r.role === 'root' && opts.rootKeyFile) key = keys.loadFile(opts.rootKeyFile);
+          const signer = key ? await cryptoEngine.addKey(r.name, key) : null;
+          issuers.set(r.name, buildIssuerRuntime(r, signer, publicUrl));
+        }
+        ca = new CertificateAuthority({
+          config,
+          store,
+          crypto: cryptoEngine,
+          issuers,
+          clock,
+          ...(faults ? { faults } : {}),
+        });
+        const abandoned = await ca.reconcilePendingIntents(config.settings.recovery.pendingIntentGrace);
+        if (abandoned > 0) log.warn({ abandoned }, 'marked pending issuance intents failed (a process died between signing and commit)');
+      }
+    }
+    return { env, config, dataDir, store, crypto: cryptoEngine, clock, log, ca, publicUrl, embedded: cluster !== null, keyStore, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * `fleetca serve`: a plain HTTP listener (health, metrics, CA certificates, CRLs; later SCEP and
+ * OCSP) and an HTTPS listener that requests, but does not require, a client certificate (later
+ * EST and the admin API). App factories return express apps without listening, for tests.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import express, { type Express } from 'express';
+import type { Logger } from 'pino';
+import { createMetrics, errorHandler, notFoundHandler, requestContext, type HttpMetrics } from '../http/common.js';
+import { createPkiFilesRouter } from '../protocols/pki-files/router.js';
+import type { IssuerRecord } from '../ca/ports.js';
+import { SERVICE_KEYS } from '../ca/bootstrap.js';
+import { pemEncode } from '../pki/pem.js';
+import { openRuntime, type Runtime } from './runtime.js';
+
+export interface AppDeps {
+  runtime: Runtime;
+  metrics: HttpMetrics;
+  log: Logger;
+}
+
+function issuerMap(rt: Runtime): ReadonlyMap<string, IssuerRecord> {
+  const m = new Map<string, IssuerRecord>();
+  for (const [name, i] of rt.ca?.issuers ?? []) m.set(name, i.record);
+  return m;
+}
+
+function baseApp(deps: AppDeps, listener: string): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestContext(deps.log, deps.metrics, listener));
+  // one body limit for every route; protocol bodies (PKCS#10, PKCS#7, OCSP) are read raw
+  app.use(express.raw({ type: () => true, limit: deps.runtime.config.settings.server.bodyLimitBytes }));
+  return app;
+}
+
+/** The plain HTTP app: /healthz, /readyz, /metrics, /ca/<issuer>.crt, /crl/<issuer>.crl. */
+export function createHttpApp(deps: AppDeps): Express {
+  const { runtime } = deps;
+  const app = baseApp(deps, 'http');
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok\n');
+  });
+  app.get('/readyz', async (req, res) => {
+    try {
+      await runtime.store.pool.query('select 1');
+      if (!runtime.ca) throw new Error('CA not initialised');
+      res.type('text/plain').send('ready\n');
+    } catch (e) {
+      req.log.warn({ err: (e as Error).message }, 'not ready');
+      res.status(503).setHeader('Retry-After', '5').type('text/plain').send('not ready\n');
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  const issuers = issuerMap(runtime);
+  app.use(
+    createPkiFilesRouter({
+      issuers: () => issuers,
+      latestCrl: (name) => runtime.store.latestCrl(name, 'full'),
+      now: () => runtime.clock.now(),
+    }),
+  );
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}
+
+/** The HTTPS app; protocol routers (EST, admin API) mount here in later issues. */
+export function createHttpsApp(deps: AppDeps): Express {
+  const app = baseApp(deps, 'https');
+  app.get('/healthz', (_req, res) => {
+    res.type('text/plain').send('ok\n');
+  });
+  app.use(notFoundHandler);
+  app.use(errorHandler);
+  return app;
+}
+
+/** TLS options: the server certificate + its issuing CA; client certificates requested, not required. */
+export function tlsOptions(rt: Runtime): https.ServerOptions {
+  const { keys } = rt.keyStore(false);
+  const key = keys.load(SERVICE_KEYS.tlsServer);
+  if (!key) throw new Error(`no TLS server key in ${rt.dataDir.keysDir}`);
+  const caCerts = [...(rt.ca?.issuers.values() ?? [])].filter((i) => i.record.role !== 'manufacturing').map((i) => i.record.certDer);
+  return {
+    key: key.export({ type: 'pkcs8', format: 'pem' }),
+    cert: rt.dataDir.readCert(SERVICE_KEYS.tlsServer),
+    // the CA names sent in CertificateRequest; verification itself is the EST layer's job
+    ca: caCerts.map((d) => pemEncode('CERTIFICATE', d)),
+    requestCert: true,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.2',
+  };
+}
+
+export interface RunningServer {
+  http: http.Server;
+  https: https.Server;
+  httpUrl: string;
+  httpsUrl: string;
+  close(): Promise<void>;
+}
+
+function listen(server: http.Server | https.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Starts both listeners on an opened runtime. */
+export async function startServer(rt: Runtime, opts: { host: string; httpPort: number; httpsPort: number }): Promise<RunningServer> {
+  if (!rt.ca) throw new Error(`${rt.dataDir.root} is not initialised: run \`fleetca init\` first`);
+  const metrics = createMetrics();
+  const deps: AppDeps = { runtime: rt, metrics, log: rt.log };
+  const httpServer = http.createServer(createHttpApp(deps));
+  const httpsServer = https.createServer(tlsOptions(rt), createHttpsApp(deps));
+  for (const s of [httpServer, httpsServer]) {
+    s.requestTimeout = 30_000;
+    s.headersTimeout = 15_000;
+    s.keepAliveTimeout = 5_000;
+  }
+  const httpPort = await listen(httpServer, opts.httpPort, opts.host);
+  const httpsPort = await listen(httpsServer, opts.httpsPort, opts.host);
+  const close = async () => {
+    const stop = (s: http.Server) =>
+      new Promise<void>((resolve) => {
+        s.close(() => resolve());
+        s.closeIdleConnections();
+      });
+    await Promise.all([stop(httpServer), stop(httpsServer)]);
+  };
+  return { http: httpServer, https: httpsServer, httpUrl: `http://${urlHost(opts.host)}:${httpPort}`, httpsUrl: `https://${urlHost(opts.host)}:${httpsPort}`, close };
+}
+
+/** `fleetca serve`: open, listen, print the ready line, drain and exit 0 on SIGTERM/SIGINT. */
+export async function serve(opts: { dataDir: string; host: string; httpPort: number; httpsPort: number }, out: (s: string) => void): Promise<void> {
+  const rt = await openRuntime({ dataDir: opts.dataDir, workers: true, poolSize: 16 });
+  let server: RunningServer;
+  try {
+    server = await startServer(rt, opts);
+  } catch (e) {
+    await rt.close();
+    throw e;
+  }
+  out(`fleetca listening http=${server.httpUrl} https=${server.httpsUrl}\n`);
+  rt.log.info({ http: server.httpUrl, https: server.httpsUrl }, 'listening');
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      rt.log.info({ signal: sig }, 'draining');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  const force = setTimeout(() => {
+    rt.log.warn('drain timed out; closing connections');
+    server.http.closeAllConnections();
+    server.https.closeAllConnections();
+  }, 10_000);
+  force.unref();
+  await server.close();
+  await rt.close();
+  rt.log.info('stopped');
+}
