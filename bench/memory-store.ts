@@ -52,6 +52,9 @@ export class MemoryStore implements CaStore, CrlStore {
   async listCertificates(): Promise<CertificateRecord[]> {
     return [];
   }
+  async issuanceContext(deviceId: string, spkiSha256: Buffer) {
+    return { device: this.devices.get(deviceId) ?? null, keyHolders: await this.findBySpki(spkiSha256) };
+  }
   async findBySpki(spkiSha256: Buffer) {
     const serial = this.bySpki.get(spkiSha256.toString('hex'));
     if (!serial) return [];

@@ -10,7 +10,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import pg from 'pg';
 import { loadConfig } from '../src/config/load.js';
 import { FakeClock, systemClock } from '../src/core/clock.js';
@@ -109,6 +109,7 @@ async function issueAll(ca: CertificateAuthority, csrs: Array<{ deviceId: string
 
 async function main() {
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'fleetca-bench-'));
+  chmodSync(tmp, 0o711); // as root, the embedded cluster runs as the postgres user
   const n = QUICK ? 600 : 3000;
   log(`fleetca bench: ${THREADS} cores, node ${process.version}, ${RUNS} runs each${QUICK ? ' (quick)' : ''}`);
   log('generating CSRs…');

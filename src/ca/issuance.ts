@@ -48,6 +48,7 @@ import type {
   CaStore,
   CertificateRecord,
   DeviceRecord,
+  IssuanceContext,
   RevocationReason,
 } from './ports.js';
 
@@ -219,7 +220,10 @@ export class CertificateAuthority {
     const { csr, signatureValid } = req.verified ?? (await this.deps.crypto.verifyCsr(req.csrDer));
     if (!signatureValid) throw badCsr('CSR signature does not verify (proof of possession failed)');
 
-    const device = await this.deviceFor(req.deviceId, profile.name, req.createDevice ?? false);
+    // one batched read: the device and the current holders of this public key
+    const context = await this.deps.store.issuanceContext(req.deviceId, spkiSha256(csr.spkiDer), this.deps.clock.now());
+    const device = await this.deviceFor(req.deviceId, profile.name, req.createDevice ?? false, context.device);
+    this.assertKeyNotElsewhere(context.keyHolders, req.deviceId);
     const decision = evaluatePolicy({
       profile,
       deviceId: req.deviceId,
@@ -228,7 +232,6 @@ export class CertificateAuthority {
       subject: csr.subject,
       extensions: csr.extensions,
     });
-    await this.assertKeyNotElsewhere(csr.spkiDer, req.deviceId);
 
     return this.pipeline({
       issuer,
@@ -257,9 +260,10 @@ export class CertificateAuthority {
     const issuer = this.issuerFor(profile, req.issuerName);
     let deviceMacs: readonly string[] = [];
     if (req.deviceId !== null) {
-      const device = await this.deviceFor(req.deviceId, profile.name, true);
+      const context = await this.deps.store.issuanceContext(req.deviceId, spkiSha256(req.spkiDer), this.deps.clock.now());
+      const device = await this.deviceFor(req.deviceId, profile.name, true, context.device);
       deviceMacs = device.macs;
-      await this.assertKeyNotElsewhere(req.spkiDer, req.deviceId);
+      this.assertKeyNotElsewhere(context.keyHolders, req.deviceId);
     }
     const decision = evaluatePolicy({
       profile,
@@ -330,9 +334,9 @@ export class CertificateAuthority {
     );
   }
 
-  private async deviceFor(deviceId: string, profile: string, create: boolean): Promise<DeviceRecord> {
+  private async deviceFor(deviceId: string, profile: string, create: boolean, known: DeviceRecord | null): Promise<DeviceRecord> {
     const now = this.deps.clock.now();
-    let device = await this.deps.store.getDevice(deviceId);
+    let device = known;
     if (!device) {
       if (!create) throw notFound(`unknown device "${deviceId}"`);
       try {
@@ -349,9 +353,8 @@ export class CertificateAuthority {
   }
 
   /** Refuses a public key already certified for another device (key sharing breaks identity). */
-  private async assertKeyNotElsewhere(spkiDer: Buffer, deviceId: string): Promise<void> {
-    const others = await this.deps.store.findBySpki(spkiSha256(spkiDer), this.deps.clock.now());
-    const other = others.find((o) => o.deviceId !== deviceId);
+  private assertKeyNotElsewhere(holders: IssuanceContext['keyHolders'], deviceId: string): void {
+    const other = holders.find((o) => o.deviceId !== deviceId);
     if (other) throw policyRejected('this public key is already certified for another device');
   }
 

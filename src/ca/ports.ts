@@ -154,6 +154,13 @@ export interface RevocationInput {
 
 // ---------------------------------------------------------------- ports
 
+/** What the pipeline reads before it issues: the device, and who else holds the public key. */
+export interface IssuanceContext {
+  device: DeviceRecord | null;
+  /** Unexpired certificates (any status) for the same SubjectPublicKeyInfo. */
+  keyHolders: Array<{ serial: string; deviceId: string | null; status: CertificateStatus }>;
+}
+
 /**
  * Issuance writes. Implementations group the writes of concurrent callers into shared
  * transactions (group commit), but each call resolves only once its own rows are durable.
@@ -173,6 +180,11 @@ export interface IssuanceStore {
   failIntent(serial: string, reason: string, audit: AuditEntry): Promise<void>;
   /** Intents still pending that were created before `olderThan` (start-up reconciliation). */
   listPendingIntents(olderThan: Date): Promise<PendingIntent[]>;
+  /**
+   * The device record and the holders of a public key, in one read. Implementations batch the
+   * reads of concurrent callers into one query (a round trip per issuance costs more than the row).
+   */
+  issuanceContext(deviceId: string, spkiSha256: Buffer, at: Date): Promise<IssuanceContext>;
 }
 
 export interface CertificateReader {

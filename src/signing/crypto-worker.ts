@@ -12,14 +12,14 @@ port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: str
     let value: unknown;
     switch (req.op) {
       case 'verifyCsr': {
-        const csr = decodeCsr(Buffer.from(req.der!.buffer, req.der!.byteOffset, req.der!.byteLength));
-        value = { csr, signatureValid: verifyCsrSignature(csr) };
+        value = verifyCsrSignature(decodeCsr(Buffer.from(req.der!.buffer, req.der!.byteOffset, req.der!.byteLength)));
         break;
       }
       case 'sign': {
         const key = keys.get(req.keyId!);
         if (!key) throw new Error(`no key ${req.keyId} in worker`);
-        value = crypto.sign(req.digest ?? null, req.data!, key);
+        const sig = crypto.sign(req.digest ?? null, req.data!, key);
+        value = sig;
         break;
       }
       case 'addKey':

@@ -41,7 +41,7 @@ export async function latestCrl(q: Query, issuerName: string, kind: 'full' | 'de
 export async function listRevoked(q: Query, issuerId: number, at: Date): Promise<RevokedEntry[]> {
   const r = await q<{ serial: string; revoked_at: Date; revocation_reason: RevocationReason; invalidity_date: Date | null }>(
     `SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificates
-      WHERE issuer_id = $1 AND status IN ('revoked', 'hold') AND not_after >= $2
+      WHERE issuer_id = $1 AND status <> 'valid' AND not_after >= $2
       ORDER BY revoked_at, serial`,
     [issuerId, at],
   );
