@@ -42,7 +42,7 @@ import { extractTbs } from '../pki/cert-parts.js';
 import type { CryptoEngine } from '../signing/crypto-pool.js';
 import type { IssuerRuntime } from './issuers.js';
 import { runLints, type CertificateDraft } from './lints.js';
-import { evaluatePolicy, keyUsageFor, type KeyFamily } from './policy.js';
+import { evaluatePolicy, keyUsageFor, type KeyFamily, type PolicyDecision } from './policy.js';
 import type {
   AuditEntry,
   CaStore,
@@ -233,20 +233,32 @@ export class CertificateAuthority {
       extensions: csr.extensions,
     });
 
-    return this.pipeline({
-      issuer,
-      profile: rulesOf(profile),
-      template: this.templateFor(issuer, profile, decision.keyFamily),
-      subject: decision.subject,
-      sans: decision.sans,
+    return this.issueDecided(issuer, profile, decision, {
       spkiDer: csr.spkiDer,
       key: csr.key,
-      keyUsage: keyUsageFor(profile.keyUsage, decision.keyFamily),
       deviceId: req.deviceId,
       popMethod: 'csr',
       actor: req.actor,
       via: req.via,
       request: { via: req.via, csrSha256: crypto.createHash('sha256').update(csr.der).digest('hex') },
+    });
+  }
+
+  /** A policy decision through the pipeline with the profile's template and key usage. */
+  private issueDecided(
+    issuer: IssuerRuntime,
+    profile: Profile,
+    decision: PolicyDecision,
+    p: Pick<PipelineInput, 'spkiDer' | 'key' | 'deviceId' | 'popMethod' | 'actor' | 'via' | 'request'>,
+  ): Promise<IssuedCertificate> {
+    return this.pipeline({
+      ...p,
+      issuer,
+      profile: rulesOf(profile),
+      template: this.templateFor(issuer, profile, decision.keyFamily),
+      subject: decision.subject,
+      sans: decision.sans,
+      keyUsage: keyUsageFor(profile.keyUsage, decision.keyFamily),
     });
   }
 
@@ -273,15 +285,9 @@ export class CertificateAuthority {
       subject: req.subject,
       extensions: { san: req.sans, other: [] },
     });
-    return this.pipeline({
-      issuer,
-      profile: rulesOf(profile),
-      template: this.templateFor(issuer, profile, decision.keyFamily),
-      subject: decision.subject,
-      sans: decision.sans,
+    return this.issueDecided(issuer, profile, decision, {
       spkiDer: req.spkiDer,
       key: req.key,
-      keyUsage: keyUsageFor(profile.keyUsage, decision.keyFamily),
       deviceId: req.deviceId,
       popMethod: req.popMethod,
       actor: req.actor,

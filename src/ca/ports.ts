@@ -4,6 +4,7 @@
  * (Pattern: Boulder's storage-authority subsets, split by what a caller may do.)
  */
 import type { CaErrorKind } from '../core/errors.js';
+import type { RevocationReasonName } from '../pki/crl.js';
 
 // ---------------------------------------------------------------- records
 
@@ -11,18 +12,8 @@ export type CertificateStatus = 'valid' | 'revoked' | 'hold';
 export type DeviceState = 'active' | 'quarantined' | 'retired';
 export type IssuerRole = 'root' | 'device' | 'manufacturing';
 
-/** RFC 5280 §5.3.1 CRLReason names (value 7 is unused). */
-export type RevocationReason =
-  | 'unspecified'
-  | 'keyCompromise'
-  | 'cACompromise'
-  | 'affiliationChanged'
-  | 'superseded'
-  | 'cessationOfOperation'
-  | 'certificateHold'
-  | 'removeFromCRL'
-  | 'privilegeWithdrawn'
-  | 'aACompromise';
+/** RFC 5280 §5.3.1 CRLReason names (value 7 is unused); one vocabulary with the CRL builder. */
+export type RevocationReason = RevocationReasonName;
 
 export interface IssuerRecord {
   id: number;

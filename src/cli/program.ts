@@ -156,6 +156,13 @@ function parseMacs(list: string[] | undefined): string[] | undefined {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+/** The root issuer record and the key files, for the offline-root commands. */
+async function rootAndKeys(rt: CliRuntime) {
+  const root = (await rt.store.listIssuers()).find((i) => i.role === 'root');
+  if (!root) throw notFound('no root: run `fleetca init` first');
+  return { root, keys: rt.keyStore(false).keys };
+}
+
 /** Builds the program; `host` supplies the runtime so tests can run commands in-process. */
 export function buildProgram(host: CliHost): Command {
   const program = new Command('fleetca')
@@ -473,10 +480,7 @@ export function buildProgram(host: CliHost): Command {
     .requiredOption('--out <file>', 'destination file (must not exist)')
     .action(async (o: { dataDir: string; out: string }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
-        const issuers = await rt.store.listIssuers();
-        const r = issuers.find((i) => i.role === 'root');
-        if (!r) throw notFound('no root: run `fleetca init` first');
-        const { keys } = rt.keyStore(false);
+        const { root: r, keys } = await rootAndKeys(rt);
         if (!keys.has(r.name)) throw notFound('the root key is not in the data dir (already removed?)');
         if (existsSync(o.out)) throw conflict(`${o.out} exists; refusing to overwrite`);
         writeFileSync(o.out, readFileSync(keys.pathOf(r.name)), { mode: 0o600, flag: 'wx' });
@@ -490,10 +494,7 @@ export function buildProgram(host: CliHost): Command {
     .requiredOption('--exported <file>', 'the file written by `root export`, checked to decrypt to the root key before deleting')
     .action(async (o: { dataDir: string; exported: string }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
-        const issuers = await rt.store.listIssuers();
-        const r = issuers.find((i) => i.role === 'root');
-        if (!r) throw notFound('no root: run `fleetca init` first');
-        const { keys } = rt.keyStore(false);
+        const { root: r, keys } = await rootAndKeys(rt);
         const exported = keys.loadFile(o.exported);
         const current = keys.load(r.name);
         if (!current) throw notFound('the root key is not in the data dir (already removed?)');

@@ -9,7 +9,6 @@ import * as asn1js from 'asn1js';
 import * as crypto from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CaError } from '../../src/core/errors.js';
 import { nodeDigestFor, type SignatureAlgorithm } from '../../src/pki/algorithms.js';
 import { extractTbs } from '../../src/pki/cert-parts.js';
 import {
@@ -26,7 +25,7 @@ import { encodeKeyUsageValue } from '../../src/pki/extensions.js';
 import { decodeName, encodeName, type RdnAttribute, type SanEntry } from '../../src/pki/names.js';
 import { OID_EXT } from '../../src/pki/oids.js';
 import { generateSerial } from '../../src/pki/serial.js';
-import { certPem, generateTestKey, openssl, opensslOk, useTmpDir, writeTmp, type TestKey, type TestKeyType } from './helpers.js';
+import { certPem, generateTestKey, openssl, opensslOk, useTmpDir, writeTmp, type TestKey, type TestKeyType, caError } from './helpers.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -39,16 +38,6 @@ const o = (value: string): RdnAttribute => ({ type: 'O', oid: '2.5.4.10', value 
 
 function sign(alg: SignatureAlgorithm, tbs: Buffer, key: crypto.KeyObject): Buffer {
   return crypto.sign(nodeDigestFor(alg), tbs, key);
-}
-
-function caError(fn: () => unknown): CaError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CaError) return err;
-    throw err;
-  }
-  throw new Error('expected a CaError');
 }
 
 interface Ca {

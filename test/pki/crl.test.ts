@@ -4,7 +4,6 @@ import * as asn1js from 'asn1js';
 import * as crypto from 'node:crypto';
 import * as pkijs from 'pkijs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CaError } from '../../src/core/errors.js';
 import { nodeDigestFor, type SignatureAlgorithm } from '../../src/pki/algorithms.js';
 import { assembleCertificate, buildTbsCertificate, compileCertTemplate, subjectKeyIdFromSpki } from '../../src/pki/cert-template.js';
 import {
@@ -18,7 +17,7 @@ import {
 import { encodeName } from '../../src/pki/names.js';
 import { OID_EXT } from '../../src/pki/oids.js';
 import { generateSerial } from '../../src/pki/serial.js';
-import { certPem, generateTestKey, openssl, useTmpDir, writeTmp, type TestKey, type TestKeyType } from './helpers.js';
+import { certPem, generateTestKey, openssl, useTmpDir, writeTmp, type TestKey, type TestKeyType, caError } from './helpers.js';
 
 x509.cryptoProvider.set(crypto.webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -55,16 +54,6 @@ function makeCa(kt: TestKeyType, alg: SignatureAlgorithm): Ca {
   });
   const der = assembleCertificate(tbs, alg, crypto.sign(nodeDigestFor(alg), tbs, key.privateKey));
   return { key, alg, nameDer, ski, der, pemFile: writeTmp(tmp(), `crl-ca-${kt}.pem`, certPem(der)) };
-}
-
-function caError(fn: () => unknown): CaError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CaError) return err;
-    throw err;
-  }
-  throw new Error('expected a CaError');
 }
 
 function signCrl(ca: Ca, p: Omit<TbsCertListParams, 'issuerNameDer' | 'authorityKeyId' | 'signatureAlgorithm'>): { tbs: Buffer; der: Buffer } {

@@ -8,19 +8,9 @@ import { decodeCsr, spkiSha256, verifyCsrSignature, type DecodedCsr } from '../.
 import { encodeBitString, encodeNull, encodeOid, encodeSequence } from '../../src/pki/der.js';
 import { OID_SIG } from '../../src/pki/oids.js';
 import { decodeCsrInput } from '../../src/pki/pem.js';
-import { opensslOk, useTmpDir, vector, writeTmp } from './helpers.js';
+import { opensslOk, useTmpDir, vector, writeTmp, caError } from './helpers.js';
 
 const tmp = useTmpDir();
-
-function caError(fn: () => unknown): CaError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CaError) return err;
-    throw err;
-  }
-  throw new Error('expected a CaError');
-}
 
 interface CsrOpts {
   newkey?: string[]; // e.g. ['ec', '-pkeyopt', 'ec_paramgen_curve:P-256']

@@ -1,3 +1,4 @@
+import { CaError } from '../../src/core/errors.js';
 /**
  * Shared helpers for the pki tests: running openssl, temp dirs, key generation.
  */
@@ -88,4 +89,15 @@ export function generateTestKey(type: TestKeyType): TestKey {
 /** PEM of a DER certificate, for openssl. */
 export function certPem(der: Buffer): string {
   return pemEncode('CERTIFICATE', der);
+}
+
+/** Runs `fn` and returns the CaError it throws; fails when it throws nothing or something else. */
+export function caError(fn: () => unknown): CaError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CaError) return err;
+    throw err;
+  }
+  throw new Error('expected a CaError');
 }

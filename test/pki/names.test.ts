@@ -1,7 +1,6 @@
 import { GeneralNames, Name } from '@peculiar/asn1-x509';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { describe, expect, it } from 'vitest';
-import { CaError } from '../../src/core/errors.js';
 import { encodeOid, encodeSequence, encodeTlv, readChildren, readWhole } from '../../src/pki/der.js';
 import {
   decodeGeneralNames,
@@ -15,17 +14,7 @@ import {
   type RdnAttribute,
   type SanEntry,
 } from '../../src/pki/names.js';
-import { opensslOk } from './helpers.js';
-
-function caError(fn: () => unknown): CaError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CaError) return err;
-    throw err;
-  }
-  throw new Error('expected a CaError');
-}
+import { opensslOk, caError } from './helpers.js';
 
 const attr = (type: string, oid: string, value: string): RdnAttribute => ({ type, oid, value });
 

@@ -1,19 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CaError } from '../../src/core/errors.js';
 import { decodeCsrInput, pemDecodeAll, pemEncode } from '../../src/pki/pem.js';
-import { vector } from './helpers.js';
+import { vector, caError } from './helpers.js';
 
 const csrDer = vector('csr/p256-valid.der');
-
-function caError(fn: () => unknown): CaError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CaError) return err;
-    throw err;
-  }
-  throw new Error('expected a CaError');
-}
 
 function wrap(s: string, cols: number, eol = '\n'): string {
   const lines: string[] = [];
