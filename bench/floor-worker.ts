@@ -4,9 +4,9 @@
  */
 import crypto from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { floorIssue, rawSignLoop } from './floors.js';
+import { floorIssue, rawSignLoop, type RawCsr } from './floors.js';
 
-const { op, count, csrs, keyPem } = workerData as { op: 'sign' | 'floor'; count: number; csrs: Array<{ info: Uint8Array; sig: Uint8Array; spki: Uint8Array }>; keyPem: string };
+const { op, count, csrs, keyPem } = workerData as { op: 'sign' | 'floor'; count: number; csrs: RawCsr[]; keyPem: string };
 const key = crypto.createPrivateKey(keyPem);
 const tbs = crypto.randomBytes(420);
 const t0 = performance.now();

@@ -34,6 +34,8 @@ const QUICK = args.includes('--quick');
 const onlyArg = args.find((a) => a.startsWith('--only='));
 const ONLY = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const RUNS = 3;
+const inFlightArg = args.find((a) => a.startsWith('--max-in-flight='));
+const MAX_IN_FLIGHT = inFlightArg ? Number(inFlightArg.slice(16)) : undefined;
 const THREADS = os.availableParallelism();
 const config = loadConfig(path.resolve('ca-config'));
 
@@ -72,7 +74,8 @@ async function measure(name: string, fn: () => Promise<number> | number, floorNa
 function rawCsrs(list: Array<{ csr: Buffer }>): RawCsr[] {
   return list.map(({ csr }) => {
     const d = decodeCsr(csr);
-    return { info: d.certificationRequestInfoDer, sig: d.signature, spki: d.spkiDer };
+    const jwk = crypto.createPublicKey({ key: d.spkiDer, format: 'der', type: 'spki' }).export({ format: 'jwk' });
+    return { info: d.certificationRequestInfoDer, sig: d.signature, jwk: { kty: 'EC' as const, crv: String(jwk.crv), x: String(jwk.x), y: String(jwk.y) } };
   });
 }
 
@@ -210,7 +213,7 @@ async function main() {
         log(`  skipped: ${(e as Error).message}`);
         continue;
       }
-      const store = await PgStore.open({ poolConfig: { ...target.conn, max: 16 } });
+      const store = await PgStore.open({ poolConfig: { ...target.conn, max: 16 }, ...(MAX_IN_FLIGHT ? { maxInFlight: MAX_IN_FLIGHT } : {}) });
       await runMigrations(store.pool, defaultMigrationsDir());
       const { keys, issuers } = await bootstrap(store, path.join(tmp, `keys-${t.label.length}`));
       const engine = new WorkerCryptoEngine(THREADS);

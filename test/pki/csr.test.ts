@@ -252,6 +252,27 @@ describe('decodeCsr + verifyCsrSignature on openssl requests', () => {
     expect(verifyCsrSignature(decodeCsr(bad))).toBe(false);
   });
 
+  it('badKey/P-256 point moved off the curve verifies false without throwing', () => {
+    const good = vector('csr/p256-valid.der');
+    const c = decodeCsr(good);
+    // the last byte of Y inside the SPKI's BIT STRING: the point is then not on the curve
+    const yEnd = good.indexOf(c.spkiDer) + c.spkiDer.length - 1;
+    const bad = Buffer.from(good);
+    bad[yEnd]! ^= 0x01;
+    const c2 = decodeCsr(bad);
+    expect(c2.key).toEqual({ type: 'ec', curve: 'P-256', bits: 256 });
+    expect(() => crypto.createPublicKey({ key: c2.spkiDer, format: 'der', type: 'spki' })).toThrow();
+    expect(verifyCsrSignature(c2)).toBe(false);
+  });
+
+  it('goodKey/P-384 and P-521 CSRs verify through the JWK import path', () => {
+    for (const curve of ['P-384', 'P-521']) {
+      const c = decodeCsr(opensslCsr({ newkey: ['ec', '-pkeyopt', `ec_paramgen_curve:${curve}`] }).der);
+      expect(c.key).toMatchObject({ type: 'ec', curve });
+      expect(verifyCsrSignature(c)).toBe(true);
+    }
+  });
+
   it('badSignature/flipped byte inside the signed info verifies false', () => {
     const good = vector('csr/p256-valid.der');
     const c = decodeCsr(good);
