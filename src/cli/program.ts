@@ -257,6 +257,14 @@ export function buildProgram(host: CliHost): Command {
     });
 
   // ---------------------------------------------------------------- devices
+  const assertProfile = (rt: CliRuntime, profile: string | undefined) => {
+    if (profile && !rt.config.profiles.has(profile)) throw notFound(`unknown profile "${profile}"`);
+  };
+  /** The record as JSON on stdout (--json), or a one-line confirmation on stderr. */
+  const printDevice = (d: DeviceRecord, json: boolean | undefined, verb: string) => {
+    if (json) host.out(JSON.stringify(deviceJson(d)) + '\n');
+    else host.err(`device ${d.id} ${verb}\n`);
+  };
   const device = program.command('device').description('device records');
   device
     .command('add <id>')
@@ -272,10 +280,9 @@ export function buildProgram(host: CliHost): Command {
       if (!DEVICE_ID_RE.test(id)) throw badRequest(`"${id}" is not a valid device id (letters, digits, . _ : -; at most 128)`);
       const macs = parseMacs(o.mac) ?? [];
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
-        if (o.profile && !rt.config.profiles.has(o.profile)) throw notFound(`unknown profile "${o.profile}"`);
+        assertProfile(rt, o.profile);
         const d = await rt.store.addDevice({ id, macs, serialNumber: o.serialNumber ?? null, model: o.model ?? null, firmware: o.firmware ?? null, profile: o.profile ?? null }, rt.clock.now());
-        if (o.json) host.out(JSON.stringify(deviceJson(d)) + '\n');
-        else host.err(`device ${d.id} added\n`);
+        printDevice(d, o.json, 'added');
       })();
     });
   device
@@ -335,10 +342,9 @@ export function buildProgram(host: CliHost): Command {
       };
       if (Object.keys(patch).length === 0) throw badRequest('nothing to update: give --mac, --serial-number, --model, --firmware or --profile');
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
-        if (o.profile && !rt.config.profiles.has(o.profile)) throw notFound(`unknown profile "${o.profile}"`);
+        assertProfile(rt, o.profile);
         const d = await rt.store.updateDevice(id, patch, rt.clock.now());
-        if (o.json) host.out(JSON.stringify(deviceJson(d)) + '\n');
-        else host.err(`device ${d.id} updated\n`);
+        printDevice(d, o.json, 'updated');
       })();
     });
 

@@ -417,34 +417,23 @@ function pad2(n: number): string {
   return n < 10 ? '0' + n : String(n);
 }
 
+/** MMDDHHMMSSZ of a UTC date: the part UTCTime and GeneralizedTime share (seconds, no fraction). */
+function monthToSecondsZ(d: Date): string {
+  return pad2(d.getUTCMonth() + 1) + pad2(d.getUTCDate()) + pad2(d.getUTCHours()) + pad2(d.getUTCMinutes()) + pad2(d.getUTCSeconds()) + 'Z';
+}
+
 /** UTCTime YYMMDDHHMMSSZ (RFC 5280 §4.1.2.5.1); years 1950–2049 only. Sub-seconds are dropped. */
 export function encodeUtcTime(d: Date): Buffer {
   const y = d.getUTCFullYear();
   if (y < 1950 || y > 2049) throw new RangeError('UTCTime covers 1950–2049 only');
-  const s =
-    pad2(y % 100) +
-    pad2(d.getUTCMonth() + 1) +
-    pad2(d.getUTCDate()) +
-    pad2(d.getUTCHours()) +
-    pad2(d.getUTCMinutes()) +
-    pad2(d.getUTCSeconds()) +
-    'Z';
-  return encodeTlv(TAG.UTC_TIME, Buffer.from(s, 'latin1'));
+  return encodeTlv(TAG.UTC_TIME, Buffer.from(pad2(y % 100) + monthToSecondsZ(d), 'latin1'));
 }
 
 /** GeneralizedTime YYYYMMDDHHMMSSZ, no fractional seconds (RFC 5280 §4.1.2.5.2). */
 export function encodeGeneralizedTime(d: Date): Buffer {
   const y = d.getUTCFullYear();
   if (y < 0 || y > 9999) throw new RangeError('GeneralizedTime year out of range');
-  const s =
-    String(y).padStart(4, '0') +
-    pad2(d.getUTCMonth() + 1) +
-    pad2(d.getUTCDate()) +
-    pad2(d.getUTCHours()) +
-    pad2(d.getUTCMinutes()) +
-    pad2(d.getUTCSeconds()) +
-    'Z';
-  return encodeTlv(TAG.GENERALIZED_TIME, Buffer.from(s, 'latin1'));
+  return encodeTlv(TAG.GENERALIZED_TIME, Buffer.from(String(y).padStart(4, '0') + monthToSecondsZ(d), 'latin1'));
 }
 
 /**

@@ -1,7 +1,9 @@
 /** Builders for store tests. DER bytes are opaque random buffers: the store never parses them. */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AuditEntry, IssuanceIntent, IssuerRecord, NewCertificate } from '../../src/ca/ports.js';
-import type { PgStore } from '../../src/store/pg-store.js';
+import { afterAll, beforeAll } from 'vitest';
+import { PgStore } from '../../src/store/pg-store.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 
 export const T0 = new Date('2030-01-01T00:00:00.000Z');
 export const DAY = 86_400_000;
@@ -63,4 +65,22 @@ export function certFor(intent: IssuanceIntent, opts: { spki?: Buffer; notAfter?
 
 export function auditFor(action: string, target: string, when = T0): AuditEntry {
   return { at: when, actor: 'test', action, target, details: { n: 1 } };
+}
+
+/**
+ * A fresh migrated database, a PgStore on it and one seeded issuer for the suite, torn down after
+ * it. Read the fields inside tests and hooks (they are set in beforeAll).
+ */
+export function useTestStore(): { db: TestDatabase; store: PgStore; issuer: IssuerRecord } {
+  const ctx = {} as { db: TestDatabase; store: PgStore; issuer: IssuerRecord };
+  beforeAll(async () => {
+    ctx.db = await createTestDatabase();
+    ctx.store = await PgStore.open({ connectionString: ctx.db.connectionString });
+    ctx.issuer = await seedIssuer(ctx.store);
+  });
+  afterAll(async () => {
+    await ctx.store?.close();
+    await ctx.db?.drop();
+  });
+  return ctx;
 }

@@ -1,22 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { IssuerRecord } from '../../src/ca/ports.js';
 import { PgStore } from '../../src/store/pg-store.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { T0, at, auditFor, certFor, intentFor, randomSerial, seedIssuer } from './fixtures.js';
+import { T0, at, auditFor, certFor, intentFor, randomSerial, useTestStore } from './fixtures.js';
 
-let db: TestDatabase;
+const suite = useTestStore();
 let store: PgStore;
 let issuer: IssuerRecord;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  store = await PgStore.open({ connectionString: db.connectionString });
-  issuer = await seedIssuer(store);
-});
-
-afterAll(async () => {
-  await store?.close();
-  await db?.drop();
+beforeAll(() => {
+  ({ store, issuer } = suite);
 });
 
 async function count(sql: string, values: unknown[] = []): Promise<number> {
@@ -182,7 +173,7 @@ describe('issuance writes', () => {
   });
 
   it('close → waits for queued writes, then refuses new ones with unavailable', async () => {
-    const local = await PgStore.open({ connectionString: db.connectionString, max: 2 });
+    const local = await PgStore.open({ connectionString: suite.db.connectionString, max: 2 });
     const intents = Array.from({ length: 20 }, () => intentFor(randomSerial(), issuer.id));
     const writes = intents.map((i) => local.recordIntent(i, auditFor('certificate.sign.begin', i.serial)));
     await local.close();

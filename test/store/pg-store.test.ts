@@ -1,23 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { CertificateRecord, IssuerRecord } from '../../src/ca/ports.js';
 import { PgStore } from '../../src/store/pg-store.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
-import { DAY, T0, at, auditFor, certFor, intentFor, issuerInput, randomSerial, seedIssuer } from './fixtures.js';
+import { DAY, T0, at, auditFor, certFor, intentFor, issuerInput, randomSerial, useTestStore } from './fixtures.js';
 
-let db: TestDatabase;
+const suite = useTestStore();
 let store: PgStore;
 let issuer: IssuerRecord;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  store = await PgStore.open({ connectionString: db.connectionString });
-  issuer = await seedIssuer(store);
-});
-
-afterAll(async () => {
-  await store?.close();
-  await db?.drop();
+beforeAll(() => {
+  ({ store, issuer } = suite);
 });
 
 /** Records and commits one certificate; returns it as stored. */
