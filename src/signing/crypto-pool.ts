@@ -6,7 +6,7 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { CaError, internal, type CaErrorKind } from '../core/errors.js';
+import { CaError, internal, unavailable, type CaErrorKind } from '../core/errors.js';
 import { decodeCsr, verifyCsrSignature, type DecodedCsr } from '../pki/csr.js';
 import { nodeDigestFor, type SignatureAlgorithm } from '../pki/algorithms.js';
 import { algorithmForKey, type Signer } from './signer.js';
@@ -80,53 +80,82 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
 /**
  * A pool of worker threads (default: one per core). Each worker holds every registered key,
  * so a signature can go to whichever worker has the fewest requests in flight.
  */
 export class WorkerCryptoEngine implements CryptoEngine {
-  private readonly workers: Worker[] = [];
-  private readonly inflight: number[] = [];
-  private readonly pending = new Map<number, Pending>();
+  private readonly slots: Slot[] = [];
+  /** Registered keys, kept to load them into a replacement worker. */
+  private readonly keys = new Map<string, KeyObject>();
   private nextId = 1;
   private closed = false;
 
   constructor(size = Math.max(1, os.availableParallelism())) {
-    for (let i = 0; i < size; i++) {
-      const w = startWorker();
-      w.on('message', (r: Reply) => this.onReply(i, r));
-      w.on('error', (e) => this.failAll(e));
-      w.unref();
-      this.workers.push(w);
-      this.inflight.push(0);
-    }
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
-  private onReply(worker: number, r: Reply): void {
-    // an idle worker must not keep the process alive; a busy one must
-    if (--this.inflight[worker]! === 0) this.workers[worker]!.unref();
-    const p = this.pending.get(r.id);
+  /**
+   * A worker that died (a crash in native code, an out-of-memory) fails only its own requests and
+   * is replaced at once, with every registered key loaded again before any new request reaches it.
+   */
+  private spawn(): Slot {
+    const slot: Slot = { worker: startWorker(), pending: new Map() };
+    slot.worker.on('message', (r: Reply) => this.onReply(slot, r));
+    slot.worker.on('error', () => undefined); // 'exit' follows and handles it
+    slot.worker.on('exit', (code) => {
+      const i = this.slots.indexOf(slot);
+      for (const p of slot.pending.values()) p.reject(unavailable(`crypto worker exited (code ${code}); retry`));
+      slot.pending.clear();
+      if (this.closed || i < 0) return;
+      const replacement = this.spawn();
+      this.slots[i] = replacement;
+      for (const [keyId, key] of this.keys) void this.loadKey(replacement, keyId, key).catch(() => undefined);
+    });
+    slot.worker.unref();
+    return slot;
+  }
+
+  private onReply(slot: Slot, r: Reply): void {
+    const p = slot.pending.get(r.id);
     if (!p) return;
-    this.pending.delete(r.id);
+    slot.pending.delete(r.id);
+    // an idle worker must not keep the process alive; a busy one must
+    if (slot.pending.size === 0) slot.worker.unref();
     if (r.ok) p.resolve(r.value);
     else p.reject(new CaError(r.kind, r.message));
   }
 
-  private failAll(e: unknown): void {
-    for (const p of this.pending.values()) p.reject(internal('crypto worker failed', e));
-    this.pending.clear();
+  /** Sends to `slot`, or to the least busy worker. */
+  private call(req: RequestBody, slot?: Slot, transfer: ArrayBuffer[] = []): Promise<unknown> {
+    if (this.closed) return Promise.reject(internal('crypto engine is closed'));
+    let s = slot ?? this.slots[0]!;
+    if (slot === undefined) for (const c of this.slots) if (c.pending.size < s.pending.size) s = c;
+    const id = this.nextId++;
+    if (s.pending.size === 0) s.worker.ref();
+    return new Promise((resolve, reject) => {
+      s.pending.set(id, { resolve, reject });
+      s.worker.postMessage({ ...req, id }, transfer);
+    });
   }
 
-  private call(req: RequestBody, worker?: number, transfer: ArrayBuffer[] = []): Promise<unknown> {
-    if (this.closed) return Promise.reject(internal('crypto engine is closed'));
-    let w = worker ?? 0;
-    if (worker === undefined) for (let i = 1; i < this.workers.length; i++) if (this.inflight[i]! < this.inflight[w]!) w = i;
-    const id = this.nextId++;
-    if (this.inflight[w]!++ === 0) this.workers[w]!.ref();
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.workers[w]!.postMessage({ ...req, id }, transfer);
-    });
+  private async loadKey(slot: Slot, keyId: string, key: KeyObject): Promise<void> {
+    const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
+    try {
+      await this.call({ op: 'addKey', keyId, pkcs8 }, slot);
+    } finally {
+      pkcs8.fill(0);
+    }
+  }
+
+  /** For tests: ends one worker as a crash would. */
+  async crashWorkerForTest(index: number): Promise<void> {
+    await this.slots[index]!.worker.terminate();
   }
 
   /**
@@ -141,9 +170,8 @@ export class WorkerCryptoEngine implements CryptoEngine {
   }
 
   async addKey(keyId: string, key: KeyObject): Promise<Signer> {
-    const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
-    await Promise.all(this.workers.map((_, i) => this.call({ op: 'addKey', keyId, pkcs8 }, i)));
-    pkcs8.fill(0);
+    this.keys.set(keyId, key);
+    await Promise.all(this.slots.map((slot) => this.loadKey(slot, keyId, key)));
     const algorithm: SignatureAlgorithm = algorithmForKey(key);
     const digest = nodeDigestFor(algorithm);
     return {
@@ -158,6 +186,6 @@ export class WorkerCryptoEngine implements CryptoEngine {
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }
