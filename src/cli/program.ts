@@ -156,6 +156,8 @@ function parseMacs(list: string[] | undefined): string[] | undefined {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+const DEFAULT_PUBLIC_URL = 'http://localhost:8080';
+
 /** The root issuer record and the key files, for the offline-root commands. */
 async function rootAndKeys(rt: CliRuntime) {
   const root = (await rt.store.listIssuers()).find((i) => i.role === 'root');
@@ -183,14 +185,14 @@ export function buildProgram(host: CliHost): Command {
   };
 
   /** `init`: the hierarchy, its key files and certificates, the data dir state. */
-  const initAction = async (o: { dataDir: string; publicUrl: string }) => {
-    let publicUrl: string;
-    try {
-      publicUrl = normalizeBaseUrl(o.publicUrl);
-    } catch (e) {
-      throw badRequest((e as Error).message);
-    }
+  const initAction = async (o: { dataDir: string; publicUrl?: string }) => {
     await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+      let publicUrl: string;
+      try {
+        publicUrl = normalizeBaseUrl(o.publicUrl ?? rt.config.settings.publicUrl ?? DEFAULT_PUBLIC_URL);
+      } catch (e) {
+        throw badRequest((e as Error).message);
+      }
       if (rt.dataDir.isInitialised()) throw conflict(`${rt.dataDir.root} is already initialised`);
       const { keys, generated } = rt.keyStore(true);
       if (generated) host.err(`warning: FLEETCA_KEY_PASSPHRASE is unset; generated one into ${rt.dataDir.passphraseFile} (mode 0600). Keep it safe, or set FLEETCA_KEY_PASSPHRASE.\n`);
@@ -206,7 +208,7 @@ export function buildProgram(host: CliHost): Command {
     .command('init')
     .description('create the CA hierarchy (root, device CA, manufacturing CA, OCSP responders, SCEP RA, TLS server) without prompts')
     .addOption(dataDirOpt())
-    .option('--public-url <url>', 'base URL of the CDP and AIA URLs baked into certificates', 'http://localhost:8080')
+    .option('--public-url <url>', `base URL of the CDP and AIA URLs baked into certificates (default: ca.yaml publicUrl, else ${DEFAULT_PUBLIC_URL})`)
     .action(initAction);
 
   const config = program.command('config').description('configuration');
@@ -234,15 +236,15 @@ export function buildProgram(host: CliHost): Command {
     .command('start')
     .description('init the data dir when it is new, then serve (what `npm start` runs)')
     .addOption(dataDirOpt())
-    .option('--public-url <url>', 'base URL for CDP and AIA, used only when initialising', 'http://localhost:8080')
+    .option('--public-url <url>', 'base URL for CDP and AIA, used only when initialising')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--http-port <port>', 'plain HTTP port', '8080')
     .option('--https-port <port>', 'HTTPS port', '8443')
-    .action(async (o: { dataDir: string; publicUrl: string; host: string; httpPort: string; httpsPort: string }) => {
+    .action(async (o: { dataDir: string; publicUrl?: string; host: string; httpPort: string; httpsPort: string }) => {
       const probe = await host.open({ dataDir: o.dataDir, loadIssuers: false });
       const initialised = probe.dataDir.isInitialised();
       await probe.close();
-      if (!initialised) await initAction({ dataDir: o.dataDir, publicUrl: o.publicUrl });
+      if (!initialised) await initAction({ dataDir: o.dataDir, ...(o.publicUrl ? { publicUrl: o.publicUrl } : {}) });
       await host.serve({ dataDir: o.dataDir, host: o.host, httpPort: Number(o.httpPort), httpsPort: Number(o.httpsPort) });
     });
 

@@ -183,6 +183,12 @@ export const IssuerSchema = z
 
 export const CaSettingsSchema = z
   .strictObject({
+    publicUrl: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe(
+        'base URL of the CDP, OCSP and caIssuers URLs baked into certificates; `fleetca init` uses it unless --public-url is given (default http://localhost:8080). After init, the value stored in the data dir is the one used',
+      ),
     issuers: z
       .record(z.string().regex(/^[a-z][a-z0-9-]{1,30}$/), IssuerSchema)
       .describe('the CA hierarchy, by name; the names appear in CRL, OCSP and caIssuers URLs'),

@@ -10,6 +10,7 @@ import type { FleetcaConfig } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { CertificateAuthority, type PipelineFaults } from '../ca/issuance.js';
 import { buildIssuerRuntime, type IssuerRuntime } from '../ca/issuers.js';
+import { normalizeBaseUrl } from '../ca/urls.js';
 import { InlineCryptoEngine, WorkerCryptoEngine, type CryptoEngine } from '../signing/crypto-pool.js';
 import { FileKeyStore } from '../signing/key-store.js';
 import { openEmbeddedCluster, type EmbeddedCluster } from '../store/embedded.js';
@@ -101,6 +102,12 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
     let publicUrl: string | null = null;
     if (dataDir.isInitialised()) {
       publicUrl = dataDir.readState().publicUrl;
+      if (config.settings.publicUrl && normalizeBaseUrl(config.settings.publicUrl) !== publicUrl) {
+        log.warn(
+          { configured: config.settings.publicUrl, inUse: publicUrl },
+          'ca.yaml publicUrl differs from the one this CA was initialised with; certificates keep using the data dir value',
+        );
+      }
       if (opts.loadIssuers !== false) {
         const records = await store.listIssuers();
         if (records.length === 0) throw new Error(`the database has no CA hierarchy but ${dataDir.root} is initialised: wrong DATABASE_URL?`);

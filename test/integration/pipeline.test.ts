@@ -113,3 +113,28 @@ describe('pipeline', () => {
     expect(a.stdout).not.toBe(b.stdout);
   }, 60_000);
 });
+
+describe('public URL', () => {
+  it('ca.yaml publicUrl/used by init when --public-url is not given', async () => {
+    const db2 = await createTestDatabase();
+    const cfg = configCopy((d) => replaceInFile(path.join(d, 'ca.yaml'), '# publicUrl: http://pki.example.internal:8080', 'publicUrl: http://pki.factory.test:8081'));
+    try {
+      const env2 = { DATABASE_URL: db2.connectionString, FLEETCA_DATA_DIR: path.join(dir, 'data-url'), FLEETCA_KEY_PASSPHRASE: 'url-test', FLEETCA_CONFIG_DIR: cfg };
+      const r = fleetca(['init'], env2);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('public URL http://pki.factory.test:8081');
+      const text = opensslOk(['x509', '-in', path.join(dir, 'data-url/certs/device-ca.pem'), '-noout', '-ext', 'crlDistributionPoints,authorityInfoAccess']);
+      expect(text).toContain('URI:http://pki.factory.test:8081/crl/root.crl');
+      expect(text).toContain('CA Issuers - URI:http://pki.factory.test:8081/ca/root.crt');
+      // a bad URL in the configuration is a configuration error with its path
+      const bad = configCopy((d) => replaceInFile(path.join(d, 'ca.yaml'), '# publicUrl: http://pki.example.internal:8080', 'publicUrl: ldap://dir.example'));
+      const c = fleetca(['config', 'check', '--config-dir', bad], {});
+      expect(c.code).toBe(2);
+      expect(c.stderr).toMatch(/ca\.yaml: publicUrl: /);
+      rmSync(bad, { recursive: true, force: true });
+    } finally {
+      rmSync(cfg, { recursive: true, force: true });
+      await db2.drop();
+    }
+  }, 120_000);
+});
