@@ -43,8 +43,9 @@ CREATE TABLE serials (
 -- Step 3: what is about to be signed. A pending intent older than a few seconds means a crash
 -- between signing and storing; start-up reconciliation completes it or marks it failed.
 CREATE TABLE issuance_intents (
-  id           bigserial   PRIMARY KEY,
-  serial       text        NOT NULL UNIQUE REFERENCES serials (serial),
+  -- the serial is the key: one intent per reserved serial, and one index fewer to maintain on the
+  -- two writes every issuance makes to this table
+  serial       text        PRIMARY KEY REFERENCES serials (serial),
   issuer_id    smallint    NOT NULL,  -- no FK: written with the intent on the hot path; certificates.issuer_id has one
   device_id    text,
   profile      text        NOT NULL,

@@ -85,9 +85,8 @@ export interface IssuanceIntent {
   createdAt: Date;
 }
 
-export interface PendingIntent extends IssuanceIntent {
-  id: number;
-}
+/** An intent still pending (its serial identifies it). */
+export type PendingIntent = IssuanceIntent;
 
 /** A signed certificate ready to be committed (step 5). */
 export interface NewCertificate {

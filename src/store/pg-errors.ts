@@ -23,7 +23,7 @@ const CONSTRAINT_MESSAGES: Record<string, string> = {
   devices_pkey: 'the device already exists',
   issuers_name_key: 'an issuer with this name already exists',
   serials_pkey: 'the serial is already taken',
-  issuance_intents_serial_key: 'an intent for this serial already exists',
+  issuance_intents_pkey: 'an intent for this serial already exists',
 };
 
 /** SQLSTATE (or errno code) of an error, if it has one. */

@@ -259,7 +259,6 @@ interface CertificateRow {
 }
 
 interface IntentRow {
-  id: string;
   serial: string;
   issuer_id: number;
   device_id: string | null;
@@ -433,12 +432,11 @@ export class PgStore implements CaStore, CrlStore {
 
   async listPendingIntents(olderThan: Date): Promise<PendingIntent[]> {
     const { rows } = await this.query<IntentRow>(
-      `SELECT id, serial, issuer_id, device_id, profile, tbs_der, request, created_at
-       FROM issuance_intents WHERE state = 'pending' AND created_at < $1 ORDER BY created_at, id`,
+      `SELECT serial, issuer_id, device_id, profile, tbs_der, request, created_at
+       FROM issuance_intents WHERE state = 'pending' AND created_at < $1 ORDER BY created_at, serial`,
       [olderThan],
     );
     return rows.map((r) => ({
-      id: Number(r.id),
       serial: r.serial,
       issuerId: r.issuer_id,
       deviceId: r.device_id,
