@@ -36,6 +36,8 @@ const ONLY = onlyArg ? new Set(onlyArg.slice(7).split(',')) : null;
 const RUNS = 3;
 const inFlightArg = args.find((a) => a.startsWith('--max-in-flight='));
 const MAX_IN_FLIGHT = inFlightArg ? Number(inFlightArg.slice(16)) : undefined;
+const gatherArg = args.find((a) => a.startsWith('--gather-ms='));
+const GATHER_MS = gatherArg ? Number(gatherArg.slice(12)) : undefined;
 const THREADS = os.availableParallelism();
 const config = loadConfig(path.resolve('ca-config'));
 
@@ -213,7 +215,7 @@ async function main() {
         log(`  skipped: ${(e as Error).message}`);
         continue;
       }
-      const store = await PgStore.open({ poolConfig: { ...target.conn, max: 16 }, ...(MAX_IN_FLIGHT ? { maxInFlight: MAX_IN_FLIGHT } : {}) });
+      const store = await PgStore.open({ poolConfig: { ...target.conn, max: 16 }, ...(MAX_IN_FLIGHT ? { maxInFlight: MAX_IN_FLIGHT } : {}), ...(GATHER_MS !== undefined ? { gatherMs: GATHER_MS } : {}) });
       await runMigrations(store.pool, defaultMigrationsDir());
       const { keys, issuers } = await bootstrap(store, path.join(tmp, `keys-${t.label.length}`));
       const engine = new WorkerCryptoEngine(THREADS);
