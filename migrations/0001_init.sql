@@ -3,6 +3,8 @@
 -- Forward-only: never edit this file once released; add 0002_… instead. The runner
 -- (src/store/migrate.ts) executes it in one transaction together with its schema_migrations row.
 -- All instants are timestamptz. Serials are canonical lowercase hex (see core/ids.ts normalizeSerial).
+-- Serials and device ids use the C collation: byte order is right for hex and ids, and it keeps
+-- every btree comparison a memcmp on servers whose default collation is a locale's.
 
 -- CA certificates this instance signs with (and the root above them).
 CREATE TABLE issuers (
@@ -18,7 +20,7 @@ CREATE TABLE issuers (
 );
 
 CREATE TABLE devices (
-  id               text        PRIMARY KEY,
+  id               text        COLLATE "C" PRIMARY KEY,
   macs             text[]      NOT NULL DEFAULT '{}',
   serial_number    text,
   model            text,
@@ -35,7 +37,7 @@ CREATE INDEX devices_model_idx ON devices (model);
 -- Step 2 of the issuance pipeline: a serial is reserved by inserting it here, under the primary key,
 -- before anything is signed. A serial is never reused, even when its issuance failed.
 CREATE TABLE serials (
-  serial      text        PRIMARY KEY CHECK (serial ~ '^[0-9a-f]+$'),
+  serial      text        COLLATE "C" PRIMARY KEY CHECK (serial ~ '^[0-9a-f]+$'),
   issuer_id   smallint    NOT NULL,  -- no FK: written with the intent on the hot path; certificates.issuer_id has one
   reserved_at timestamptz NOT NULL
 );
@@ -45,9 +47,9 @@ CREATE TABLE serials (
 CREATE TABLE issuance_intents (
   -- the serial is the key: one intent per reserved serial, and one index fewer to maintain on the
   -- two writes every issuance makes to this table
-  serial       text        PRIMARY KEY REFERENCES serials (serial),
+  serial       text        COLLATE "C" PRIMARY KEY REFERENCES serials (serial),
   issuer_id    smallint    NOT NULL,  -- no FK: written with the intent on the hot path; certificates.issuer_id has one
-  device_id    text,
+  device_id    text        COLLATE "C",
   profile      text        NOT NULL,
   tbs_der      bytea       NOT NULL,
   request      jsonb       NOT NULL DEFAULT '{}',
@@ -60,11 +62,11 @@ CREATE INDEX issuance_intents_pending_idx ON issuance_intents (created_at) WHERE
 
 -- Step 5: every certificate ever handed out (and only those).
 CREATE TABLE certificates (
-  serial             text        PRIMARY KEY REFERENCES serials (serial),
+  serial             text        COLLATE "C" PRIMARY KEY REFERENCES serials (serial),
   -- no FK to issuers: every certificate insert would take FOR KEY SHARE on the same few issuer rows,
   -- turning concurrent commits into MultiXact traffic on one row; issuers are never deleted
   issuer_id          smallint    NOT NULL,
-  device_id          text        REFERENCES devices (id),
+  device_id          text        COLLATE "C" REFERENCES devices (id),
   profile            text        NOT NULL,
   subject            text        NOT NULL,
   sans               jsonb       NOT NULL DEFAULT '[]',
@@ -96,7 +98,7 @@ CREATE INDEX certificates_revoked_idx ON certificates (issuer_id, revoked_at) WH
 -- CRL and OCSP publishing read this history; ids are increasing, so "changes since id N" is cheap.
 CREATE TABLE revocations (
   id              bigserial   PRIMARY KEY,
-  serial          text        NOT NULL REFERENCES certificates (serial),
+  serial          text        COLLATE "C" NOT NULL REFERENCES certificates (serial),
   reason          text        NOT NULL,
   revoked_at      timestamptz NOT NULL,
   invalidity_date timestamptz,
