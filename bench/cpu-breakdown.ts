@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/cpu-breakdown.ts [--rounds 3] [--n 4000] [--max-in-flight 2]`: where the CPU of a
+ * `npx tsx bench/cpu-breakdown.ts [--rounds 3] [--n 4000] [--max-in-flight 2] [--workers 2]`: where the CPU of a
  * durable issuance goes, at 64 callers on the embedded PostgreSQL. Prints, per round, the rate and
  * CPU time per issuance of every thread of this process (event loop, crypto workers, V8 helpers)
  * and of the PostgreSQL processes (from /proc). On a 2-core machine the sum bounds the rate:
@@ -28,6 +28,8 @@ const arg = (name: string, dflt: number) => {
 const ROUNDS = arg('rounds', 3);
 const N = arg('n', 4000);
 const MAX_IN_FLIGHT = arg('max-in-flight', 2);
+/** Crypto worker threads; 0 = verify and sign on the event loop. */
+const WORKERS = arg('workers', os.availableParallelism());
 
 /** CPU milliseconds of each thread of this process, by thread id. */
 function threadCpu(): Map<string, number> {
@@ -63,7 +65,7 @@ const store = await PgStore.open({ poolConfig: { ...cluster.connectionConfig, ma
 await runMigrations(store.pool, defaultMigrationsDir());
 const keys = new FileKeyStore(path.join(tmp, 'keys'), 'bench');
 const boot = await initHierarchy({ config, store, crypto: new InlineCryptoEngine(), keys, clock: systemClock, publicUrl: 'http://localhost:8080' });
-const engine = new WorkerCryptoEngine(os.availableParallelism());
+const engine = WORKERS > 0 ? new WorkerCryptoEngine(WORKERS) : new InlineCryptoEngine();
 const issuers = new Map<string, IssuerRuntime>();
 for (const [n, i] of boot.issuers) issuers.set(n, buildIssuerRuntime(i.record, await engine.addKey(n, keys.load(n)!), 'http://localhost:8080'));
 const ca = new CertificateAuthority({ config, store, crypto: engine, issuers, clock: systemClock });
