@@ -158,11 +158,13 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 const DEFAULT_PUBLIC_URL = 'http://localhost:8080';
 
-/** The root issuer record and the key files, for the offline-root commands. */
+/** The root issuer record and the key files, for the offline-root commands; the root key must still be here. */
 async function rootAndKeys(rt: CliRuntime) {
   const root = (await rt.store.listIssuers()).find((i) => i.role === 'root');
   if (!root) throw notFound('no root: run `fleetca init` first');
-  return { root, keys: rt.keyStore(false).keys };
+  const keys = rt.keyStore(false).keys;
+  if (!keys.has(root.name)) throw notFound('the root key is not in the data dir (already removed?)');
+  return { root, keys };
 }
 
 /** Builds the program; `host` supplies the runtime so tests can run commands in-process. */
@@ -489,7 +491,6 @@ export function buildProgram(host: CliHost): Command {
     .action(async (o: { dataDir: string; out: string }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const { root: r, keys } = await rootAndKeys(rt);
-        if (!keys.has(r.name)) throw notFound('the root key is not in the data dir (already removed?)');
         if (existsSync(o.out)) throw conflict(`${o.out} exists; refusing to overwrite`);
         writeFileSync(o.out, readFileSync(keys.pathOf(r.name)), { mode: 0o600, flag: 'wx' });
         host.err(`root key exported to ${o.out} (encrypted PKCS#8). Verify it, store it offline, then run \`fleetca root remove\`.\n`);
@@ -504,10 +505,9 @@ export function buildProgram(host: CliHost): Command {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const { root: r, keys } = await rootAndKeys(rt);
         const exported = keys.loadFile(o.exported);
-        const current = keys.load(r.name);
-        if (!current) throw notFound('the root key is not in the data dir (already removed?)');
-        const pub = (k: import('node:crypto').KeyObject) => (k.type === 'private' ? k : k).export({ type: 'pkcs8', format: 'der' });
-        if (!pub(exported).equals(pub(current))) throw conflict(`${o.exported} does not hold this CA's root key; nothing removed`);
+        const current = keys.load(r.name)!;
+        const der = (k: import('node:crypto').KeyObject) => k.export({ type: 'pkcs8', format: 'der' });
+        if (!der(exported).equals(der(current))) throw conflict(`${o.exported} does not hold this CA's root key; nothing removed`);
         keys.remove(r.name);
         host.err('root key removed from the data dir; keep the exported file offline\n');
       })();

@@ -321,14 +321,24 @@ export function tbsSignatureAlgorithm(tbsDer: Buffer, kind: 'certificate' | 'crl
  * Throws badRequest if the TBS's signature field differs from `alg` (RFC 5280 §4.1.1.2).
  */
 export function assembleCertificate(tbsDer: Buffer, alg: SignatureAlgorithm, signature: Buffer): Buffer {
+  return assembleSigned(tbsDer, alg, signature, 'certificate');
+}
+
+/**
+ * The SIGNED{} wrapper shared by certificates and CRLs: TBS, the AlgorithmIdentifier (which must
+ * equal the TBS's own signature field), and the signature in a BIT STRING with 0 unused bits.
+ */
+export function assembleSigned(tbsDer: Buffer, alg: SignatureAlgorithm, signature: Buffer, kind: 'certificate' | 'crl'): Buffer {
   const algDer = algorithmIdentifierDerShared(alg);
+  const what = kind === 'certificate' ? 'TBSCertificate' : 'TBSCertList';
   let inner: Buffer;
   try {
-    inner = tbsSignatureAlgorithm(tbsDer, 'certificate');
+    inner = tbsSignatureAlgorithm(tbsDer, kind);
   } catch {
-    throw badRequest('TBSCertificate DER is malformed');
+    throw badRequest(`${what} DER is malformed`);
   }
-  if (!inner.equals(algDer)) throw badRequest('signature algorithm does not match the TBSCertificate (RFC 5280 §4.1.1.2)');
+  const section = kind === 'certificate' ? '§4.1.1.2' : '§5.1.1.2';
+  if (!inner.equals(algDer)) throw badRequest(`signature algorithm does not match the ${what} (RFC 5280 ${section})`);
   if (signature.length === 0) throw badRequest('signature is empty');
   return encodeSequence(tbsDer, algDer, encodeBitString(signature, 0));
 }

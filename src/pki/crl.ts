@@ -3,11 +3,10 @@
  */
 import { badRequest } from '../core/errors.js';
 import { algorithmIdentifierDerShared, type SignatureAlgorithm } from './algorithms.js';
-import { encodeCrlDistributionPointsValue, tbsSignatureAlgorithm } from './cert-template.js';
+import { assembleSigned, encodeCrlDistributionPointsValue } from './cert-template.js';
 import {
   TAG,
   contextTag,
-  encodeBitString,
   encodeBoolean,
   encodeExplicit,
   encodeGeneralizedTime,
@@ -197,14 +196,5 @@ export function buildTbsCertList(p: TbsCertListParams): Buffer {
  * (§5.1.1.2).
  */
 export function assembleCrl(tbsDer: Buffer, alg: SignatureAlgorithm, signature: Buffer): Buffer {
-  const algDer = algorithmIdentifierDerShared(alg);
-  let inner: Buffer;
-  try {
-    inner = tbsSignatureAlgorithm(tbsDer, 'crl');
-  } catch {
-    throw badRequest('TBSCertList DER is malformed');
-  }
-  if (!inner.equals(algDer)) throw badRequest('signature algorithm does not match the TBSCertList (RFC 5280 §5.1.1.2)');
-  if (signature.length === 0) throw badRequest('signature is empty');
-  return encodeSequence(tbsDer, algDer, encodeBitString(signature, 0));
+  return assembleSigned(tbsDer, alg, signature, 'crl');
 }
