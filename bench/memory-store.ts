@@ -49,6 +49,9 @@ export class MemoryStore implements CaStore, CrlStore {
   async getCertificate(): Promise<CertificateRecord | null> {
     return null;
   }
+  async getCertificateByFingerprint(): Promise<CertificateRecord | null> {
+    return null;
+  }
   async listCertificates(): Promise<CertificateRecord[]> {
     return [];
   }

@@ -209,6 +209,11 @@ export class CertificateAuthority {
     return t;
   }
 
+  /** Decodes a PKCS#10 DER strictly and checks its self-signature (on a crypto worker when there are some). */
+  verifyCsr(der: Buffer): Promise<{ csr: DecodedCsr; signatureValid: boolean }> {
+    return this.deps.crypto.verifyCsr(der);
+  }
+
   /** Issues a certificate for a device from a PKCS#10 CSR, by profile. */
   async issueFromCsr(req: IssueFromCsrRequest): Promise<IssuedCertificate> {
     const profile = this.profile(req.profile);

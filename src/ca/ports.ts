@@ -112,6 +112,10 @@ export interface CertificateRecord extends NewCertificate {
   revokedAt: Date | null;
   revocationReason: RevocationReason | null;
   invalidityDate: Date | null;
+  /** The certificate that replaced this one at re-enrollment, if any. */
+  supersededBy?: string | null;
+  /** When a superseded certificate is revoked (reason superseded): the end of its grace period. */
+  supersedeRevokeAt?: Date | null;
 }
 
 export interface CertificateFilter {
@@ -179,6 +183,8 @@ export interface IssuanceStore {
 
 export interface CertificateReader {
   getCertificate(serial: string): Promise<CertificateRecord | null>;
+  /** The certificate whose DER hashes to this SHA-256 (how a presented TLS client certificate is found). */
+  getCertificateByFingerprint(fingerprintSha256: Buffer): Promise<CertificateRecord | null>;
   listCertificates(filter: CertificateFilter): Promise<CertificateRecord[]>;
   /** Certificates (any status, not expired at `at`) whose SubjectPublicKeyInfo hashes to this. */
   findBySpki(spkiSha256: Buffer, at: Date): Promise<Array<{ serial: string; deviceId: string | null; status: CertificateStatus }>>;

@@ -23,14 +23,18 @@ import { normalizeBaseUrl } from '../ca/urls.js';
 import { normalizeMac } from '../ca/policy.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
 import type { CaStore, CertificateRecord, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
+import type { EnrollmentRequest, EnrollmentStore, RequestState } from '../enrollment/ports.js';
+import { createEnrollmentSecrets } from '../enrollment/secret-issuer.js';
 
 /** What a command needs at run time; built by the composition root (main/). */
 export interface CliRuntime {
   env: Env;
   config: FleetcaConfig;
   dataDir: DataDir;
-  store: CaStore & CrlStore;
+  store: CaStore & CrlStore & EnrollmentStore;
   crypto: CryptoEngine;
+  /** HMAC key of one-time enrollment secrets. */
+  secretKey(): Buffer;
   clock: Clock;
   log: Logger;
   ca: CertificateAuthority | null;
@@ -395,6 +399,86 @@ export function buildProgram(host: CliHost): Command {
         host.err(`revoked ${formatSerial(c.serial)} (${o.reason})\n`);
       })();
     });
+
+  // ---------------------------------------------------------------- enrollment
+  const secret = program.command('secret').description('one-time enrollment secrets (EST HTTP Basic, SCEP challengePassword)');
+  secret
+    .command('create')
+    .description('create a one-time secret for a device (created if new) and print it, alone, on stdout')
+    .addOption(dataDirOpt())
+    .requiredOption('--device <id>', 'device id (the EST HTTP Basic username)')
+    .requiredOption('--profile <profile>', 'the device profile the secret enrolls for')
+    .option('--ttl <duration>', 'lifetime (default: enrollment.secretTtl in ca.yaml, 72h)')
+    .option('--json', 'print {device, profile, secret, expires_at} as JSON instead')
+    .action(async (o: { dataDir: string; device: string; profile: string; ttl?: string; json?: boolean }) => {
+      let ttlMs: number | undefined;
+      if (o.ttl !== undefined) {
+        try {
+          ttlMs = parseDuration(o.ttl);
+        } catch (e) {
+          throw badRequest(`--ttl: ${(e as Error).message}`);
+        }
+      }
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const [s] = await createEnrollmentSecrets(
+          { store: rt.store, config: rt.config, clock: rt.clock, secretKey: rt.secretKey() },
+          [{ deviceId: o.device, profile: o.profile, ...(ttlMs !== undefined ? { ttlMs } : {}) }],
+          'cli',
+        );
+        if (o.json) host.out(JSON.stringify({ device: s!.deviceId, profile: s!.profile, secret: s!.secret, expires_at: s!.expiresAt.toISOString() }) + '\n');
+        else host.out(`${s!.secret}\n`);
+        host.err(`one-time secret for ${s!.deviceId} (${s!.profile}), valid until ${s!.expiresAt.toISOString()}\n`);
+      })();
+    });
+
+  const requestJson = (r: EnrollmentRequest) => ({
+    id: r.id,
+    device: r.deviceId,
+    profile: r.profile,
+    subject: r.subject,
+    state: r.state,
+    via: r.via,
+    actor: r.actor,
+    created_at: r.createdAt.toISOString(),
+    decided_at: r.decidedAt?.toISOString() ?? null,
+    decided_by: r.decidedBy,
+    reason: r.reason,
+    serial: r.serial ? formatSerial(r.serial) : null,
+  });
+  const request = program.command('request').description('enrollment requests waiting for approval');
+  request
+    .command('list')
+    .description('list enrollment requests (default: pending)')
+    .addOption(dataDirOpt())
+    .addOption(new Option('--state <state>', 'requests in this state').choices(['pending', 'approved', 'rejected', 'issued', 'all']).default('pending'))
+    .option('--json', 'JSON array')
+    .action(async (o: { dataDir: string; state: RequestState | 'all'; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const list = await rt.store.listRequests(o.state === 'all' ? {} : { state: o.state });
+        if (o.json) host.out(JSON.stringify(list.map(requestJson)) + '\n');
+        else host.out(table([['ID', 'STATE', 'DEVICE', 'PROFILE', 'SUBJECT', 'VIA', 'CREATED'], ...list.map((r) => [r.id, r.state, r.deviceId, r.profile, r.subject, r.via, r.createdAt.toISOString()])]));
+      })();
+    });
+  for (const [verb, state] of [['approve', 'approved'], ['reject', 'rejected']] as const) {
+    request
+      .command(`${verb} <id>`)
+      .description(verb === 'approve' ? "approve a pending request: the device's next request for the same key gets its certificate" : 'reject a pending request: the device gets 403 for that key')
+      .addOption(dataDirOpt())
+      .option('--reason <text>', 'why (recorded, and shown to the device on reject)')
+      .action(async (id: string, o: { dataDir: string; reason?: string }) => {
+        await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+          const now = rt.clock.now();
+          const r = await rt.store.decideRequest(id, state, 'cli', o.reason ?? null, now, {
+            at: now,
+            actor: 'cli',
+            action: `request.${state}`,
+            target: id,
+            details: { reason: o.reason ?? null },
+          });
+          host.err(`request ${r.id} for ${r.deviceId} (${r.profile}) ${state}\n`);
+        })();
+      });
+  }
 
   const cert = program.command('cert').description('issued certificates');
   cert

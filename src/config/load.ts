@@ -91,7 +91,23 @@ export function loadConfig(dir: string): FleetcaConfig {
       if (p.validity <= 0) problems.push(`${rel}: validity: must be positive`);
       if (p.keys.rsaMinBits > p.keys.rsaMaxBits) problems.push(`${rel}: keys: rsaMinBits exceeds rsaMaxBits`);
       if (p.ocspNoCheck && !p.extendedKeyUsage.includes('OCSPSigning')) problems.push(`${rel}: ocspNoCheck: only for profiles with the OCSPSigning EKU`);
+      const idevid = p.enrollment.idevid;
+      if (idevid) {
+        if (p.kind !== 'device') problems.push(`${rel}: enrollment.idevid: only device profiles are enrolled by devices`);
+        idevid.trust.forEach((t, i) => {
+          const issuer = issuers[t];
+          if (issuer) {
+            if (issuer.role === 'device') problems.push(`${rel}: enrollment.idevid.trust[${i}]: "${t}" issues operational certificates, not IDevIDs`);
+          } else if (!existsSync(path.resolve(dir, t))) {
+            problems.push(`${rel}: enrollment.idevid.trust[${i}]: "${t}" is neither an issuer in ca.yaml nor a file in ${dir}`);
+          }
+        });
+        idevid.crls.forEach((c, i) => {
+          if (!existsSync(path.resolve(dir, c))) problems.push(`${rel}: enrollment.idevid.crls[${i}]: no file ${c} in ${dir}`);
+        });
+      }
     }
+    if (settings.enrollment.secretTtl > settings.enrollment.maxSecretTtl) problems.push('ca.yaml: enrollment.secretTtl: exceeds maxSecretTtl');
     for (const [role, pname] of Object.entries(settings.systemProfiles)) {
       if (!profiles.has(pname)) problems.push(`ca.yaml: systemProfiles.${role}: no profile named "${pname}" in profiles/`);
     }

@@ -146,6 +146,40 @@ export const ProfileSchema = z
       .strictObject({ required: z.boolean().default(false).describe('whether each issuance waits for an admin') })
       .prefault({})
       .describe('issuance approval'),
+    enrollment: z
+      .strictObject({
+        secrets: z
+          .boolean()
+          .default(true)
+          .describe('whether one-time enrollment secrets (EST HTTP Basic, SCEP challengePassword) may enroll for this profile'),
+        channelBinding: z
+          .boolean()
+          .default(false)
+          .describe(
+            'EST: the CSR must carry the TLS channel binding in challengePassword (RFC 7030 §3.5: base64 of tls-unique on TLS 1.2; on TLS 1.3, base64 of tls-exporter, RFC 9266)',
+          ),
+        idevid: z
+          .strictObject({
+            trust: z
+              .array(z.string().min(1))
+              .min(1)
+              .describe(
+                "trust anchors for manufacturer IDevIDs: an issuer name from ca.yaml (fleetca's own `manufacturing-ca`) or a PEM file of an external manufacturer CA, relative to ca-config/",
+              ),
+            deviceId: z
+              .enum(['CN', 'serialNumber'])
+              .default('CN')
+              .describe('which subject attribute of the IDevID is the device id'),
+            crls: z
+              .array(z.string().min(1))
+              .default([])
+              .describe('CRL files (PEM or DER, relative to ca-config/) of external anchors; an IDevID they list is refused'),
+          })
+          .optional()
+          .describe('EST: devices presenting a manufacturer IDevID as TLS client certificate may enroll without a secret; absent = refused'),
+      })
+      .prefault({})
+      .describe('who may enroll for this profile, besides re-enrollment with a current certificate'),
     ocspNoCheck: z.boolean().default(false).describe('add id-pkix-ocsp-nocheck (OCSP responder certificates only)'),
     lints: z
       .strictObject({ disable: z.array(z.string()).default([]).describe('lint names this profile opts out of') })
@@ -216,6 +250,27 @@ export const CaSettingsSchema = z
       })
       .prefault({})
       .describe('crash recovery of the issuance pipeline'),
+    enrollment: z
+      .strictObject({
+        secretTtl: duration('default lifetime of a one-time enrollment secret (`secret create --ttl`)').prefault('72h'),
+        maxSecretTtl: duration('longest lifetime a secret may be given').prefault('90d'),
+        failureLimit: z
+          .number()
+          .int()
+          .min(1)
+          .default(10)
+          .describe('failed secret attempts per device id within failureWindow before further attempts are refused (401) until the window passes'),
+        failureWindow: duration('the window of failureLimit').prefault('5m'),
+        pendingRetryAfter: z
+          .number()
+          .int()
+          .min(1)
+          .max(86400)
+          .default(60)
+          .describe('Retry-After seconds sent with EST 202 while a request waits for approval'),
+      })
+      .prefault({})
+      .describe('enrollment settings shared by EST and SCEP'),
     systemProfiles: z
       .strictObject({
         ocspResponder: z.string().default('ocsp-responder'),

@@ -17,6 +17,9 @@ import { openEmbeddedCluster, type EmbeddedCluster } from '../store/embedded.js'
 import { PgStore } from '../store/pg-store.js';
 import { defaultMigrationsDir, runMigrations } from '../store/migrate.js';
 import { DataDir } from '../config/data-dir.js';
+import { EnrollmentService } from '../enrollment/enroll.js';
+import { IdevidTrust } from '../enrollment/idevid.js';
+import { deriveSecretKey } from '../enrollment/secrets.js';
 
 export interface RuntimeOptions {
   env?: Env;
@@ -43,6 +46,10 @@ export interface Runtime {
   log: Logger;
   /** The CA core; null until the data dir is initialised (or with loadIssuers: false). */
   ca: CertificateAuthority | null;
+  /** Who may enroll for what (EST, SCEP); null exactly when `ca` is. */
+  enrollment: EnrollmentService | null;
+  /** The HMAC key of one-time enrollment secrets (derived from the key passphrase). */
+  secretKey(): Buffer;
   publicUrl: string | null;
   embedded: boolean;
   keyStore(create?: boolean): { keys: FileKeyStore; generated: boolean };
@@ -99,6 +106,8 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
     };
 
     let ca: CertificateAuthority | null = null;
+    let enrollment: EnrollmentService | null = null;
+    const secretKey = () => deriveSecretKey(dataDir.passphrase(env.keyPassphrase, false).passphrase);
     let publicUrl: string | null = null;
     if (dataDir.isInitialised()) {
       publicUrl = dataDir.readState().publicUrl;
@@ -127,11 +136,13 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
           clock,
           ...(faults ? { faults } : {}),
         });
+        const issuerRecords = new Map(records.map((r) => [r.name, r]));
+        enrollment = new EnrollmentService({ ca, store, config, clock, secretKey: secretKey(), idevid: new IdevidTrust(config, issuerRecords) });
         const abandoned = await ca.reconcilePendingIntents(config.settings.recovery.pendingIntentGrace);
         if (abandoned > 0) log.warn({ abandoned }, 'marked pending issuance intents failed (a process died between signing and commit)');
       }
     }
-    return { env, config, dataDir, store, crypto: cryptoEngine, clock, log, ca, publicUrl, embedded: cluster !== null, keyStore, close };
+    return { env, config, dataDir, store, crypto: cryptoEngine, clock, log, ca, enrollment, secretKey, publicUrl, embedded: cluster !== null, keyStore, close };
   } catch (e) {
     await close();
     throw e;

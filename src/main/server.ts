@@ -10,6 +10,9 @@ import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import { createMetrics, errorHandler, notFoundHandler, requestContext, type HttpMetrics } from '../http/common.js';
 import { createPkiFilesRouter } from '../protocols/pki-files/router.js';
+import { createEstRouter } from '../protocols/est/router.js';
+import { startSupersedeRevoker } from '../jobs/supersede-revoker.js';
+import { notFound } from '../core/errors.js';
 import type { IssuerRecord } from '../ca/ports.js';
 import { SERVICE_KEYS } from '../ca/bootstrap.js';
 import { pemEncode } from '../pki/pem.js';
@@ -70,12 +73,29 @@ export function createHttpApp(deps: AppDeps): Express {
   return app;
 }
 
-/** The HTTPS app; protocol routers (EST, admin API) mount here in later issues. */
+/** The CA chain EST's cacerts returns: the label's issuing CA, or the device CA; then the root. */
+function estChain(rt: Runtime, label: string | undefined): Buffer[] {
+  const ca = rt.ca!;
+  let issuer: string | undefined;
+  if (label !== undefined) {
+    const p = rt.config.profiles.get(label);
+    if (!p || p.kind !== 'device' || p.issuer === 'per-issuer') throw notFound(`no device profile "${label}"`);
+    issuer = p.issuer;
+  } else {
+    issuer = [...ca.issuers.values()].find((i) => i.record.role === 'device' && i.record.active)?.record.name;
+  }
+  if (!issuer) throw notFound('no device issuing CA');
+  return ca.chainOf(issuer);
+}
+
+/** The HTTPS app: EST under /.well-known/est; the admin API mounts here in a later issue. */
 export function createHttpsApp(deps: AppDeps): Express {
   const app = baseApp(deps, 'https');
+  const rt = deps.runtime;
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });
+  if (rt.enrollment) app.use(createEstRouter({ enrollment: rt.enrollment, caChain: (label) => estChain(rt, label) }));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;
@@ -86,11 +106,13 @@ export function tlsOptions(rt: Runtime): https.ServerOptions {
   const { keys } = rt.keyStore(false);
   const key = keys.load(SERVICE_KEYS.tlsServer);
   if (!key) throw new Error(`no TLS server key in ${rt.dataDir.keysDir}`);
-  const caCerts = [...(rt.ca?.issuers.values() ?? [])].filter((i) => i.record.role !== 'manufacturing').map((i) => i.record.certDer);
+  // every fleetca CA plus external IDevID anchors: the names a client picks its certificate by
+  const caCerts = [...(rt.ca?.issuers.values() ?? [])].map((i) => i.record.certDer);
+  for (const a of rt.enrollment?.idevidAnchors() ?? []) if (!caCerts.some((c) => c.equals(a.raw))) caCerts.push(a.raw);
   return {
     key: key.export({ type: 'pkcs8', format: 'pem' }),
     cert: rt.dataDir.readCert(SERVICE_KEYS.tlsServer),
-    // the CA names sent in CertificateRequest; verification itself is the EST layer's job
+    // the CA names sent in CertificateRequest; verification itself is the enrollment layer's job
     ca: caCerts.map((d) => pemEncode('CERTIFICATE', d)),
     requestCert: true,
     rejectUnauthorized: false,
@@ -132,6 +154,7 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
     s.headersTimeout = 15_000;
     s.keepAliveTimeout = 5_000;
   }
+  const stopRevoker = startSupersedeRevoker({ ca: rt.ca, store: rt.store, clock: rt.clock, log: (o, m) => rt.log.info(o, m) });
   const httpPort = await listen(httpServer, opts.httpPort, opts.host);
   const httpsPort = await listen(httpsServer, opts.httpsPort, opts.host);
   const close = async () => {
@@ -140,7 +163,7 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
         s.close(() => resolve());
         s.closeIdleConnections();
       });
-    await Promise.all([stop(httpServer), stop(httpsServer)]);
+    await Promise.all([stop(httpServer), stop(httpsServer), stopRevoker()]);
   };
   return { http: httpServer, https: httpsServer, httpUrl: `http://${urlHost(opts.host)}:${httpPort}`, httpsUrl: `https://${urlHost(opts.host)}:${httpsPort}`, close };
 }

@@ -81,6 +81,16 @@ export const OID_ATTR = {
   extensionRequest: '1.2.840.113549.1.9.14',
 } as const;
 
+/**
+ * CMS content types (RFC 5652 §4, §5.1, §6.1; the same arcs as PKCS#7, RFC 2315 §14). Used for
+ * the certs-only SignedData of EST /cacerts and SCEP GetCACert, and SCEP's EnvelopedData.
+ */
+export const OID_CMS = {
+  data: '1.2.840.113549.1.7.1',
+  signedData: '1.2.840.113549.1.7.2',
+  envelopedData: '1.2.840.113549.1.7.3',
+} as const;
+
 /** Extended key usage purposes (RFC 5280 §4.2.1.12). */
 export const OID_EKU = {
   serverAuth: '1.3.6.1.5.5.7.3.1',

@@ -28,6 +28,25 @@ export function generateKeyPair(type: GeneratedKeyType): KeyPair {
   }
 }
 
+/** Like generateKeyPair, on libuv's thread pool (RSA generation takes tens to hundreds of ms). */
+export function generateKeyPairAsync(type: GeneratedKeyType): Promise<KeyPair> {
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, publicKey: KeyObject, privateKey: KeyObject) => (err ? reject(err) : resolve({ publicKey, privateKey }));
+    switch (type) {
+      case 'P-256':
+      case 'P-384':
+      case 'P-521':
+        return crypto.generateKeyPair('ec', { namedCurve: type }, done);
+      case 'ed25519':
+        return crypto.generateKeyPair('ed25519', {}, done);
+      case 'rsa2048':
+      case 'rsa3072':
+      case 'rsa4096':
+        return crypto.generateKeyPair('rsa', { modulusLength: Number(type.slice(3)), publicExponent: 0x10001 }, done);
+    }
+  });
+}
+
 /** SubjectPublicKeyInfo DER of a public (or private) key. */
 export function spkiOf(key: KeyObject): Buffer {
   const pub = key.type === 'private' ? crypto.createPublicKey(key) : key;

@@ -39,6 +39,8 @@ import type {
 } from '../ca/ports.js';
 import { CaError, conflict, internal, notFound, unavailable } from '../core/errors.js';
 import * as crls from './pg-crls.js';
+import * as enr from './pg-enrollment.js';
+import type { EnrollmentRequest, EnrollmentStore, NewEnrollmentRequest, NewSecret, RequestState, SecretRecord } from '../enrollment/ports.js';
 import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-errors.js';
 
 /** Tuning of the group-commit queue. */
@@ -256,6 +258,8 @@ interface CertificateRow {
   revocation_reason: RevocationReason | null;
   invalidity_date: Date | null;
   created_at: Date;
+  superseded_by: string | null;
+  supersede_revoke_at: Date | null;
 }
 
 interface IntentRow {
@@ -279,7 +283,7 @@ interface AuditRow {
 
 const CERT_COLUMNS = `c.serial, c.issuer_id, i.name AS issuer_name, c.device_id, c.profile, c.subject, c.sans,
   c.spki_sha256, c.fingerprint_sha256, c.not_before, c.not_after, c.der, c.pop_method, c.status,
-  c.revoked_at, c.revocation_reason, c.invalidity_date, c.created_at`;
+  c.revoked_at, c.revocation_reason, c.invalidity_date, c.created_at, c.superseded_by, c.supersede_revoke_at`;
 
 const toDevice = (r: DeviceRow): DeviceRecord => ({
   id: r.id,
@@ -341,12 +345,14 @@ const toCertificate = (r: CertificateRow): CertificateRecord => ({
   revokedAt: r.revoked_at,
   revocationReason: r.revocation_reason,
   invalidityDate: r.invalidity_date,
+  supersededBy: r.superseded_by,
+  supersedeRevokeAt: r.supersede_revoke_at,
 });
 
 // ---------------------------------------------------------------- the store
 
 /** `CaStore` (and the CRL port, whose SQL lives in pg-crls.ts) over a pg.Pool. */
-export class PgStore implements CaStore, CrlStore {
+export class PgStore implements CaStore, CrlStore, EnrollmentStore {
   /** The pool, for the migrations runner and other store-internal code. */
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
@@ -746,6 +752,14 @@ export class PgStore implements CaStore, CrlStore {
     return rows.map(toCertificate);
   }
 
+  async getCertificateByFingerprint(fingerprintSha256: Buffer): Promise<CertificateRecord | null> {
+    const { rows } = await this.query<CertificateRow>(
+      `SELECT ${CERT_COLUMNS} FROM certificates c JOIN issuers i ON i.id = c.issuer_id WHERE c.fingerprint_sha256 = $1`,
+      [fingerprintSha256],
+    );
+    return rows[0] ? toCertificate(rows[0]) : null;
+  }
+
   async findBySpki(spkiSha256: Buffer, at: Date): Promise<Array<{ serial: string; deviceId: string | null; status: CertificateStatus }>> {
     const { rows } = await this.query<{ serial: string; device_id: string | null; status: CertificateStatus }>(
       `SELECT serial, device_id, status FROM certificates
@@ -944,6 +958,60 @@ export class PgStore implements CaStore, CrlStore {
 
   listRevoked(issuerId: number, at: Date): Promise<RevokedEntry[]> {
     return crls.listRevoked(this.boundQuery, issuerId, at);
+  }
+
+  // ------------------------------------------------------------ enrollment (pg-enrollment.ts)
+
+  createSecrets(secrets: NewSecret[], audit: AuditEntry[]): Promise<string[]> {
+    return enr.createSecrets(this.boundQuery, secrets, audit);
+  }
+
+  usableSecrets(deviceId: string, at: Date): Promise<SecretRecord[]> {
+    return enr.usableSecrets(this.boundQuery, deviceId, at);
+  }
+
+  claimSecret(id: string, at: Date, leaseMs: number): Promise<boolean> {
+    return enr.claimSecret(this.boundQuery, id, at, leaseMs);
+  }
+
+  releaseSecret(id: string): Promise<void> {
+    return enr.releaseSecret(this.boundQuery, id);
+  }
+
+  consumeSecret(id: string, serial: string, at: Date, audit: AuditEntry): Promise<void> {
+    return enr.consumeSecret(this.boundQuery, id, serial, at, audit);
+  }
+
+  latestRequest(deviceId: string, profile: string, spkiSha256: Buffer): Promise<EnrollmentRequest | null> {
+    return enr.latestRequest(this.boundQuery, deviceId, profile, spkiSha256);
+  }
+
+  openRequest(r: NewEnrollmentRequest, audit: AuditEntry): Promise<EnrollmentRequest> {
+    return enr.openRequest(this.boundQuery, r, audit);
+  }
+
+  listRequests(filter: { state?: RequestState; limit?: number }): Promise<EnrollmentRequest[]> {
+    return enr.listRequests(this.boundQuery, { ...filter, ...(filter.limit !== undefined ? { limit: checkLimit(filter.limit) } : {}) });
+  }
+
+  getRequest(id: string): Promise<EnrollmentRequest | null> {
+    return enr.getRequest(this.boundQuery, id);
+  }
+
+  decideRequest(id: string, decision: 'approved' | 'rejected', by: string, reason: string | null, at: Date, audit: AuditEntry): Promise<EnrollmentRequest> {
+    return enr.decideRequest(this.boundQuery, id, decision, by, reason, at, audit);
+  }
+
+  markRequestIssued(id: string, serial: string): Promise<void> {
+    return enr.markRequestIssued(this.boundQuery, id, serial);
+  }
+
+  supersede(s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date }, audit: AuditEntry): Promise<string[]> {
+    return enr.supersede(this.boundQuery, s, audit);
+  }
+
+  dueSuperseded(at: Date, limit: number): Promise<string[]> {
+    return enr.dueSuperseded(this.boundQuery, at, checkLimit(limit));
   }
 
   // ------------------------------------------------------------ helpers

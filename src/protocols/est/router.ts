@@ -1,0 +1,212 @@
+/**
+ * EST (RFC 7030, with the RFC 8951 clarifications) on the HTTPS listener:
+ *
+ *   GET  /.well-known/est[/<label>]/cacerts         issuing CA chain, base64 DER certs-only PKCS#7
+ *   GET  /.well-known/est[/<label>]/csrattrs        what the profile wants in a CSR (204: nothing)
+ *   POST /.well-known/est[/<label>]/simpleenroll    base64 PKCS#10 in, base64 certs-only out
+ *   POST /.well-known/est[/<label>]/simplereenroll  the same, authenticated by the current certificate
+ *   POST /.well-known/est[/<label>]/serverkeygen    key generated here; multipart/mixed key + certificate
+ *
+ * A label is a device profile name. The adapter only decodes the wire and encodes the answer; who
+ * may enroll is the enrollment layer's decision, signing the core's.
+ *
+ * NOTE(client): strongSwan `pki` 5.9.8 decodes base64 only without line breaks and needs a
+ * Content-Length (no chunked replies), so every body is one base64 line sent with Content-Length.
+ */
+import type { TLSSocket } from 'node:tls';
+import { Router, type Request, type Response } from 'express';
+import { CaError, assertNever, badCsr, toCaError } from '../../core/errors.js';
+import { decodeCsrInput } from '../../pki/pem.js';
+import { encodeCertsOnly } from '../../pki/pkcs7.js';
+import { csrAttrsForProfile, encodeCsrAttrs } from '../../pki/csrattrs.js';
+import type { ChannelBinding, EnrollOperation, EnrollmentService, PresentedCredentials } from '../../enrollment/enroll.js';
+
+export interface EstDeps {
+  enrollment: EnrollmentService;
+  /** The CA chain (issuing CA first, root last) for a label, or for the device CA without one. */
+  caChain: (label: string | undefined) => Buffer[];
+}
+
+const PKCS7_CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
+const REALM = 'Basic realm="fleetca EST", charset="UTF-8"';
+const LABEL = /^[a-z][a-z0-9-]{0,62}$/;
+
+const OPERATIONS: Record<string, { method: 'GET' | 'POST'; enroll?: EnrollOperation }> = {
+  cacerts: { method: 'GET' },
+  csrattrs: { method: 'GET' },
+  simpleenroll: { method: 'POST', enroll: 'simpleenroll' },
+  simplereenroll: { method: 'POST', enroll: 'simplereenroll' },
+  serverkeygen: { method: 'POST', enroll: 'serverkeygen' },
+};
+
+/** One base64 line: no wrapping (see the NOTE above). */
+function sendBase64(res: Response, status: number, type: string, der: Buffer): void {
+  res.status(status).setHeader('Content-Transfer-Encoding', 'base64');
+  res.type(type).send(der.toString('base64'));
+}
+
+/** The exhaustive map from the core's error kinds to EST's HTTP answers. */
+function sendError(req: Request, res: Response, err: unknown, op: string): void {
+  const e: CaError = toCaError(err);
+  let status: number;
+  let body = e.message;
+  switch (e.kind) {
+    case 'badRequest':
+    case 'badCsr':
+      status = 400;
+      break;
+    case 'unauthorized':
+      // never say whether the device exists or which check failed: that goes to the log only
+      status = 401;
+      body = 'authentication failed';
+      res.setHeader('WWW-Authenticate', REALM);
+      break;
+    case 'forbidden':
+    case 'policyRejected':
+      status = 403;
+      break;
+    case 'pending':
+      status = 202;
+      res.setHeader('Retry-After', '60');
+      break;
+    case 'notFound':
+      status = 404;
+      break;
+    case 'conflict':
+      status = 409;
+      break;
+    case 'unavailable':
+      status = 503;
+      res.setHeader('Retry-After', '30');
+      break;
+    case 'internal':
+      status = 500;
+      body = 'internal error';
+      break;
+    default:
+      assertNever(e.kind);
+  }
+  const level = status >= 500 ? 'error' : 'warn';
+  req.log[level]({ est: op, kind: e.kind, status, err: e.message, cause: (e.cause as Error | undefined)?.message }, 'est request refused');
+  res.status(status).type('text/plain').send(`${body}\n`);
+}
+
+function parseBasic(header: string | undefined): PresentedCredentials['basic'] {
+  if (!header) return undefined;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) return undefined;
+  const text = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = text.indexOf(':');
+  if (colon < 0) return undefined;
+  return { user: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+/** The TLS client certificate (leaf DER) and the RFC 7030 §3.5 channel binding of the connection. */
+function tlsCredentials(req: Request): Pick<PresentedCredentials, 'clientCertDer' | 'channelBinding'> {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (!socket.encrypted || typeof socket.getPeerCertificate !== 'function') return {};
+  const peer = socket.getPeerCertificate();
+  const clientCertDer = peer && peer.raw && peer.raw.length > 0 ? peer.raw : undefined;
+  let channelBinding: ChannelBinding | undefined;
+  const protocol = socket.getProtocol?.();
+  if (protocol === 'TLSv1.3') {
+    // RFC 9266: 32 bytes of the exporter with label EXPORTER-Channel-Binding and no context
+    channelBinding = { type: 'tls-exporter', value: socket.exportKeyingMaterial!(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
+  } else if (protocol === 'TLSv1.2') {
+    // RFC 5929 §3.1: the first Finished of the latest handshake — the client's on a full
+    // handshake, ours on a resumed one
+    const v = socket.isSessionReused?.() ? socket.getFinished?.() : socket.getPeerFinished?.();
+    if (v) channelBinding = { type: 'tls-unique', value: v };
+  }
+  return { ...(clientCertDer ? { clientCertDer } : {}), ...(channelBinding ? { channelBinding } : {}) };
+}
+
+function credentials(req: Request): PresentedCredentials {
+  const basic = parseBasic(req.get('authorization'));
+  return { ...(basic ? { basic } : {}), ...tlsCredentials(req) };
+}
+
+/** The PKCS#10 of a request body: base64 (wrapped or not, RFC 8951), or PEM; DER when declared binary. */
+function csrFromBody(req: Request): Buffer {
+  const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+  if (body.length === 0) throw badCsr('empty body: expected a base64 PKCS#10 request');
+  const cte = req.get('content-transfer-encoding')?.trim().toLowerCase();
+  if (cte === 'binary') return body;
+  // a body that merely looks like DER is still read as base64 unless declared binary
+  const text = body.toString('latin1');
+  if (!text.includes('-----BEGIN') && !/^[A-Za-z0-9+/=\s]+$/.test(text)) throw badCsr('body is not base64');
+  return decodeCsrInput(text.includes('-----BEGIN') ? body : Buffer.from(text.replace(/\s+/g, ''), 'latin1'));
+}
+
+function multipartKeyAndCert(keyPkcs8: Buffer, certsOnly: Buffer): { type: string; body: string } {
+  const boundary = `fleetca-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+  const part = (type: string, der: Buffer) =>
+    `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${der.toString('base64')}\r\n`;
+  // RFC 7030 §4.4.2: the private key part first (application/pkcs8), then the certificate
+  const body = part('application/pkcs8', keyPkcs8) + part(PKCS7_CERTS_ONLY, certsOnly) + `--${boundary}--\r\n`;
+  return { type: `multipart/mixed; boundary=${boundary}`, body };
+}
+
+export function createEstRouter(deps: EstDeps): Router {
+  const r = Router();
+
+  const handle = async (req: Request, res: Response, label: string | undefined, op: string) => {
+    const spec = OPERATIONS[op];
+    if (!spec || (label !== undefined && !LABEL.test(label))) {
+      res.status(404).type('text/plain').send('not found\n');
+      return;
+    }
+    if (req.method !== spec.method && !(spec.method === 'GET' && req.method === 'HEAD')) {
+      res.setHeader('Allow', spec.method === 'GET' ? 'GET, HEAD' : 'POST');
+      req.log.warn({ est: op, method: req.method }, 'est request refused: wrong method');
+      res.status(405).type('text/plain').send(`${op} takes ${spec.method}\n`);
+      return;
+    }
+    try {
+      if (label !== undefined) deps.enrollment.deviceProfile(label);
+      if (op === 'cacerts') {
+        sendBase64(res, 200, PKCS7_CERTS_ONLY, encodeCertsOnly(deps.caChain(label)));
+        return;
+      }
+      if (op === 'csrattrs') {
+        const profile = await deps.enrollment.profileForAttributes(label, credentials(req));
+        const attrs = profile
+          ? csrAttrsForProfile({
+              keyTypes: profile.keys.types,
+              rsaMinBits: profile.keys.rsaMinBits,
+              challengePassword: profile.enrollment.channelBinding,
+              sanAllowed: Boolean(profile.san.dns ?? profile.san.ip ?? profile.san.email ?? profile.san.uri),
+            })
+          : [];
+        if (attrs.length === 0) res.status(204).end();
+        else sendBase64(res, 200, 'application/csrattrs', encodeCsrAttrs(attrs));
+        return;
+      }
+      const creds = credentials(req);
+      const csrDer = csrFromBody(req);
+      const result = await deps.enrollment.enroll({ operation: spec.enroll!, label, csrDer, credentials: creds, via: 'est' });
+      if (result.kind === 'pending') {
+        req.log.info({ est: op, actor: result.actor, request: result.requestId }, 'est enrollment waits for approval');
+        res.status(202).setHeader('Retry-After', String(result.retryAfterSeconds));
+        res.type('text/plain').send(`request ${result.requestId} waits for approval\n`);
+        return;
+      }
+      const cert = result.certificate;
+      req.log.info({ est: op, actor: result.actor, serial: cert.serial, profile: cert.profile, device: cert.deviceId, superseded: result.superseded }, 'est certificate issued');
+      const certsOnly = encodeCertsOnly([cert.der]);
+      if (result.privateKeyPkcs8) {
+        const { type, body } = multipartKeyAndCert(result.privateKeyPkcs8, certsOnly);
+        res.setHeader('Cache-Control', 'no-store');
+        res.status(200).type(type).send(body);
+        return;
+      }
+      sendBase64(res, 200, PKCS7_CERTS_ONLY, certsOnly);
+    } catch (err) {
+      sendError(req, res, err, op);
+    }
+  };
+
+  r.all('/.well-known/est/:op', (req, res) => handle(req, res, undefined, req.params.op as string));
+  r.all('/.well-known/est/:label/:op', (req, res) => handle(req, res, req.params.label as string, req.params.op as string));
+  return r;
+}
