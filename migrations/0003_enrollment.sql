@@ -3,8 +3,9 @@
 -- One-time enrollment secrets (EST HTTP Basic, SCEP challengePassword, factory batches).
 -- Only an HMAC-SHA-256 of the secret is stored, under a server-side key: the secrets are random
 -- (>= 128 bits), so a slow password hash would add nothing but cost.
--- A secret is claimed (a short lease) while its enrollment runs and consumed when the certificate
--- is committed; a claim that outlives its lease (the process died) frees the secret again.
+-- A secret is claimed while its enrollment runs and consumed once the certificate is committed; a
+-- failed enrollment releases it. A claim never expires: a process that died mid-enrollment may have
+-- committed a certificate, so the secret is spent (the admin creates a new one).
 CREATE TABLE enrollment_secrets (
   id          bigserial   PRIMARY KEY,
   device_id   text        COLLATE "C" NOT NULL,

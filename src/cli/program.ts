@@ -124,6 +124,8 @@ function certJson(c: CertificateRecord) {
     status: c.status,
     revoked_at: c.revokedAt?.toISOString() ?? null,
     revocation_reason: c.revocationReason,
+    superseded_by: c.supersededBy ? formatSerial(c.supersededBy) : null,
+    supersede_revoke_at: c.supersedeRevokeAt?.toISOString() ?? null,
     sha256_fingerprint: c.fingerprintSha256.toString('hex'),
   };
 }

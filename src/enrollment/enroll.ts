@@ -86,9 +86,6 @@ type Credential =
   | { kind: 'certificate'; deviceId: string; cert: CertificateRecord; actor: string }
   | { kind: 'idevid'; deviceId: string; match: IdevidMatch; actor: string };
 
-/** How long a claimed secret stays reserved for the enrollment that claimed it. */
-const SECRET_LEASE_MS = 120_000;
-
 const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest();
 
 /** SANs as a comparable set: type + value, DNS names case-insensitive. */
@@ -172,7 +169,7 @@ export class EnrollmentService {
     }
 
     // a one-time secret is claimed before issuing: of two concurrent uses exactly one gets here
-    if (cred.kind === 'secret' && !(await this.deps.store.claimSecret(cred.secret.id, now, SECRET_LEASE_MS))) {
+    if (cred.kind === 'secret' && !(await this.deps.store.claimSecret(cred.secret.id, now))) {
       throw unauthorized(`secret ${cred.secret.id} of device ${cred.deviceId} is being used by another enrollment`);
     }
 

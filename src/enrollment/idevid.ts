@@ -67,6 +67,7 @@ export class IdevidTrust {
       for (const ref of idevid.trust) {
         const issuer = issuers.get(ref);
         if (issuer) list.push({ ref, cert: new X509Certificate(issuer.certDer), fleetcaIssuer: issuer.name });
+        else if (config.settings.issuers[ref]) continue; // a fleetca CA not created yet (before init)
         else for (const cert of readCerts(path.resolve(config.dir, ref))) list.push({ ref, cert, fleetcaIssuer: null });
       }
       this.anchors.set(p.name, list);

@@ -34,10 +34,11 @@ export interface SecretStore {
   /** The device's secrets that are neither consumed nor expired at `at` (claimed ones included). */
   usableSecrets(deviceId: string, at: Date): Promise<SecretRecord[]>;
   /**
-   * Atomically claims a secret for one enrollment: succeeds only if it is unconsumed, unexpired at
-   * `at`, and not claimed since `at - leaseMs`. Of concurrent claimers exactly one gets true.
+   * Atomically claims a secret for one enrollment: succeeds only if it is unconsumed, unclaimed
+   * and unexpired at `at`. Of concurrent claimers exactly one gets true. A claim never expires
+   * (only releaseSecret undoes it): an enrollment interrupted by a crash spends the secret.
    */
-  claimSecret(id: string, at: Date, leaseMs: number): Promise<boolean>;
+  claimSecret(id: string, at: Date): Promise<boolean>;
   /** Gives a claimed secret back (the enrollment did not issue): usable again at once. */
   releaseSecret(id: string): Promise<void>;
   /** Marks a claimed secret used by the certificate `serial`, with its audit entry. */

@@ -54,7 +54,7 @@ export async function createSecrets(q: Query, secrets: NewSecret[], audit: Audit
        INSERT INTO audit_log (at, actor, action, target, details)
        SELECT * FROM unnest($7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::jsonb[])
      )
-     SELECT id::text FROM ins ORDER BY id`,
+     SELECT id::text FROM ins ORDER BY ins.id`,
     [
       secrets.map((s) => s.deviceId),
       secrets.map((s) => s.profile),
@@ -77,19 +77,22 @@ export async function usableSecrets(q: Query, deviceId: string, at: Date): Promi
     `SELECT id::text, device_id, profile, mac, created_at, expires_at, created_by, claimed_at, consumed_at, serial
        FROM enrollment_secrets
       WHERE device_id = $1 AND consumed_at IS NULL AND expires_at > $2
-      ORDER BY id`,
+      ORDER BY enrollment_secrets.id`,
     [deviceId, at],
   );
   return rows.map(toSecret);
 }
 
-/** The row lock of the UPDATE serialises concurrent claimers; the loser re-checks and finds it claimed. */
-export async function claimSecret(q: Query, id: string, at: Date, leaseMs: number): Promise<boolean> {
+/**
+ * The row lock of the UPDATE serialises concurrent claimers; the loser re-checks and finds it
+ * claimed. A claim has no expiry: only releaseSecret (issuance failed) frees it, so a process that
+ * dies between committing a certificate and consuming the secret can never let it be used twice.
+ */
+export async function claimSecret(q: Query, id: string, at: Date): Promise<boolean> {
   const { rowCount } = await q(
     `UPDATE enrollment_secrets SET claimed_at = $2
-      WHERE id = $1 AND consumed_at IS NULL AND expires_at > $2
-        AND (claimed_at IS NULL OR claimed_at <= $2::timestamptz - make_interval(secs => $3::double precision / 1000))`,
-    [id, at, leaseMs],
+      WHERE id = $1 AND consumed_at IS NULL AND claimed_at IS NULL AND expires_at > $2`,
+    [id, at],
   );
   return rowCount === 1;
 }
@@ -128,6 +131,7 @@ interface RequestRow {
   serial: string | null;
 }
 
+// ids are selected as text: ORDER BY names the table's column (a bare `id` would sort the text output)
 const REQUEST_COLUMNS = `id::text, device_id, profile, spki_sha256, subject, csr_der, via, actor, state, created_at,
   decided_at, decided_by, reason, serial`;
 
@@ -152,7 +156,7 @@ export async function latestRequest(q: Query, deviceId: string, profile: string,
   const { rows } = await q<RequestRow>(
     `SELECT ${REQUEST_COLUMNS} FROM enrollment_requests
       WHERE device_id = $1 AND profile = $2 AND spki_sha256 = $3
-      ORDER BY (state IN ('pending', 'approved')) DESC, id DESC LIMIT 1`,
+      ORDER BY (state IN ('pending', 'approved')) DESC, enrollment_requests.id DESC LIMIT 1`,
     [deviceId, profile, spkiSha256],
   );
   return rows[0] ? toRequest(rows[0]) : null;
@@ -186,7 +190,7 @@ export async function listRequests(q: Query, filter: { state?: RequestState; lim
     values.push(filter.state);
     sql += ` WHERE state = $1`;
   }
-  sql += ' ORDER BY id';
+  sql += ' ORDER BY enrollment_requests.id';
   if (filter.limit !== undefined) {
     values.push(filter.limit);
     sql += ` LIMIT $${values.length}`;

@@ -970,8 +970,8 @@ export class PgStore implements CaStore, CrlStore, EnrollmentStore {
     return enr.usableSecrets(this.boundQuery, deviceId, at);
   }
 
-  claimSecret(id: string, at: Date, leaseMs: number): Promise<boolean> {
-    return enr.claimSecret(this.boundQuery, id, at, leaseMs);
+  claimSecret(id: string, at: Date): Promise<boolean> {
+    return enr.claimSecret(this.boundQuery, id, at);
   }
 
   releaseSecret(id: string): Promise<void> {

@@ -107,4 +107,32 @@ describe('config', () => {
     expect(problems.some((p) => p.startsWith('profiles/camera.yaml: validity:'))).toBe(true);
     expect(problems.some((p) => p.startsWith('profiles/sensor.yaml: criticality:'))).toBe(true);
   });
+
+  it('rejected/idevid trust naming neither an issuer nor a file', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/camera.yaml'), 'trust: [manufacturing-ca]', 'trust: [acme-ca.pem]'));
+    expect(problemsOf(dir)).toEqual([expect.stringMatching(/^profiles\/camera\.yaml: enrollment\.idevid\.trust\[0\]: "acme-ca\.pem" is neither an issuer/)]);
+  });
+
+  it('rejected/idevid trust naming the device CA, which issues operational certificates', () => {
+    const dir = copyConfig((d) => replaceIn(path.join(d, 'profiles/sensor.yaml'), 'trust: [manufacturing-ca]', 'trust: [device-ca]'));
+    expect(problemsOf(dir)).toEqual([expect.stringMatching(/^profiles\/sensor\.yaml: enrollment\.idevid\.trust\[0\]: "device-ca" issues operational/)]);
+  });
+
+  it('valid/idevid trust naming an external anchor file and its CRL', () => {
+    const dir = copyConfig((d) => {
+      writeFileSync(path.join(d, 'acme-ca.pem'), 'placeholder: only existence is checked at load\n');
+      writeFileSync(path.join(d, 'acme.crl'), '');
+      replaceIn(path.join(d, 'profiles/camera.yaml'), 'trust: [manufacturing-ca]', 'trust: [manufacturing-ca, acme-ca.pem]\n    crls: [acme.crl]');
+    });
+    const cfg = loadConfig(dir);
+    expect(cfg.profiles.get('camera')!.enrollment.idevid).toEqual({ trust: ['manufacturing-ca', 'acme-ca.pem'], deviceId: 'CN', crls: ['acme.crl'] });
+  });
+
+  it('rejected/secret lifetime above the maximum', () => {
+    const dir = copyConfig((d) => {
+      replaceIn(path.join(d, 'ca.yaml'), /secretTtl: 72h/, 'secretTtl: 30d');
+      replaceIn(path.join(d, 'ca.yaml'), /maxSecretTtl: 90d/, 'maxSecretTtl: 7d');
+    });
+    expect(problemsOf(dir)).toEqual(['ca.yaml: enrollment.secretTtl: exceeds maxSecretTtl']);
+  });
 });

@@ -39,10 +39,13 @@ const OPERATIONS: Record<string, { method: 'GET' | 'POST'; enroll?: EnrollOperat
   serverkeygen: { method: 'POST', enroll: 'serverkeygen' },
 };
 
-/** One base64 line: no wrapping (see the NOTE above). */
+/**
+ * One base64 line: no wrapping (see the NOTE above). Sent as a Buffer: express appends
+ * "; charset=utf-8" to the Content-Type of a string body, which is no parameter of these media types.
+ */
 function sendBase64(res: Response, status: number, type: string, der: Buffer): void {
   res.status(status).setHeader('Content-Transfer-Encoding', 'base64');
-  res.type(type).send(der.toString('base64'));
+  res.type(type).send(Buffer.from(der.toString('base64'), 'latin1'));
 }
 
 /** The exhaustive map from the core's error kinds to EST's HTTP answers. */
@@ -132,10 +135,14 @@ function csrFromBody(req: Request): Buffer {
   if (body.length === 0) throw badCsr('empty body: expected a base64 PKCS#10 request');
   const cte = req.get('content-transfer-encoding')?.trim().toLowerCase();
   if (cte === 'binary') return body;
-  // a body that merely looks like DER is still read as base64 unless declared binary
   const text = body.toString('latin1');
-  if (!text.includes('-----BEGIN') && !/^[A-Za-z0-9+/=\s]+$/.test(text)) throw badCsr('body is not base64');
-  return decodeCsrInput(text.includes('-----BEGIN') ? body : Buffer.from(text.replace(/\s+/g, ''), 'latin1'));
+  if (text.includes('-----BEGIN')) return decodeCsrInput(body);
+  const b64 = text.replace(/\s+/g, '');
+  // RFC 8951: base64 with or without line breaks; padding as base64 requires
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 === 1) throw badCsr('body is not base64');
+  const der = Buffer.from(b64, 'base64');
+  if (der.length === 0) throw badCsr('empty body: expected a base64 PKCS#10 request');
+  return der;
 }
 
 function multipartKeyAndCert(keyPkcs8: Buffer, certsOnly: Buffer): { type: string; body: string } {
@@ -153,12 +160,13 @@ export function createEstRouter(deps: EstDeps): Router {
   const handle = async (req: Request, res: Response, label: string | undefined, op: string) => {
     const spec = OPERATIONS[op];
     if (!spec || (label !== undefined && !LABEL.test(label))) {
+      req.log.warn({ est: op, kind: 'notFound', status: 404 }, 'est request refused: unknown operation');
       res.status(404).type('text/plain').send('not found\n');
       return;
     }
     if (req.method !== spec.method && !(spec.method === 'GET' && req.method === 'HEAD')) {
       res.setHeader('Allow', spec.method === 'GET' ? 'GET, HEAD' : 'POST');
-      req.log.warn({ est: op, method: req.method }, 'est request refused: wrong method');
+      req.log.warn({ est: op, kind: 'badRequest', status: 405, method: req.method }, 'est request refused: wrong method');
       res.status(405).type('text/plain').send(`${op} takes ${spec.method}\n`);
       return;
     }
@@ -197,7 +205,7 @@ export function createEstRouter(deps: EstDeps): Router {
       if (result.privateKeyPkcs8) {
         const { type, body } = multipartKeyAndCert(result.privateKeyPkcs8, certsOnly);
         res.setHeader('Cache-Control', 'no-store');
-        res.status(200).type(type).send(body);
+        res.status(200).type(type).send(Buffer.from(body, 'latin1'));
         return;
       }
       sendBase64(res, 200, PKCS7_CERTS_ONLY, certsOnly);
