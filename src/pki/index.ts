@@ -15,3 +15,7 @@ export * from './pem.js';
 export * from './serial.js';
 export * from './spki.js';
 export * from './weak-keys.js';
+export * from './pkcs7.js';
+export * from './csrattrs.js';
+export * from './crl-decode.js';
+export * from './scep-cms.js';

@@ -146,3 +146,33 @@ export function ekuOid(nameOrOid: string): string | undefined {
   if (Object.hasOwn(OID_EKU, nameOrOid)) return OID_EKU[nameOrOid as keyof typeof OID_EKU];
   return isDottedOid(nameOrOid) ? nameOrOid : undefined;
 }
+
+/**
+ * SCEP transaction attributes, carried as CMS signed attributes (RFC 8894 §3.2.1). The VeriSign
+ * arc 2.16.840.1.113733.1.9 predates the RFC; failInfoText is RFC 8894's own id-scep arc
+ * (id-pkix 24).
+ */
+export const OID_SCEP = {
+  messageType: '2.16.840.1.113733.1.9.2',
+  pkiStatus: '2.16.840.1.113733.1.9.3',
+  failInfo: '2.16.840.1.113733.1.9.4',
+  senderNonce: '2.16.840.1.113733.1.9.5',
+  recipientNonce: '2.16.840.1.113733.1.9.6',
+  transactionID: '2.16.840.1.113733.1.9.7',
+  failInfoText: '1.3.6.1.5.5.7.24.1',
+} as const;
+
+/** CMS signed attributes (RFC 5652 §11.1–§11.3; PKCS#9, RFC 2985 §5.3). */
+export const OID_CMS_ATTR = {
+  contentType: '1.2.840.113549.1.9.3',
+  messageDigest: '1.2.840.113549.1.9.4',
+  signingTime: '1.2.840.113549.1.9.5',
+} as const;
+
+/** CBC content-encryption algorithms of CMS EnvelopedData (RFC 3565 §4.1, RFC 3370 §5.1). */
+export const OID_CIPHER = {
+  aes128Cbc: '2.16.840.1.101.3.4.1.2',
+  aes192Cbc: '2.16.840.1.101.3.4.1.22',
+  aes256Cbc: '2.16.840.1.101.3.4.1.42',
+  desEde3Cbc: '1.2.840.113549.3.7',
+} as const;
