@@ -125,6 +125,11 @@ export class EnrollmentService {
     return this.deps.idevid.anchorCertificates();
   }
 
+  /** Whether a device profile of that name exists. */
+  deviceProfileExists(name: string): boolean {
+    return this.deps.config.profiles.get(name)?.kind === 'device';
+  }
+
   /** A device profile by name, or notFound (EST: unknown label → 404). */
   deviceProfile(name: string): Profile {
     const p = this.deps.config.profiles.get(name);

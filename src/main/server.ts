@@ -11,6 +11,9 @@ import type { Logger } from 'pino';
 import { createMetrics, errorHandler, notFoundHandler, requestContext, type HttpMetrics } from '../http/common.js';
 import { createPkiFilesRouter } from '../protocols/pki-files/router.js';
 import { createEstRouter } from '../protocols/est/router.js';
+import { createScepRouter } from '../protocols/scep/router.js';
+import { ScepRa } from '../ca/scep-ra.js';
+import { pemDecodeAll } from '../pki/pem.js';
 import { startSupersedeRevoker } from '../jobs/supersede-revoker.js';
 import { notFound } from '../core/errors.js';
 import type { IssuerRecord } from '../ca/ports.js';
@@ -68,6 +71,19 @@ export function createHttpApp(deps: AppDeps): Express {
       now: () => runtime.clock.now(),
     }),
   );
+  if (runtime.enrollment) {
+    let ra: ScepRa | null = null;
+    // the RA key is loaded on first use: a server whose data dir lacks it still serves the rest
+    const loadRa = () => {
+      if (ra) return ra;
+      const key = runtime.keyStore(false).keys.load(SERVICE_KEYS.scepRa);
+      if (!key) throw notFound(`no SCEP RA key in ${runtime.dataDir.keysDir}`);
+      const certDer = pemDecodeAll(runtime.dataDir.readCert(SERVICE_KEYS.scepRa))[0]!.der;
+      ra = new ScepRa(certDer, key);
+      return ra;
+    };
+    app.use(createScepRouter({ ra: loadRa, enrollment: runtime.enrollment, caChain: (label) => estChain(runtime, label), now: () => runtime.clock.now() }));
+  }
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -1,0 +1,113 @@
+/**
+ * The SCEP RA's key operations (RFC 8894), in the core because only the core uses private keys:
+ * opening a pkcsPKIEnvelope addressed to the RA certificate, sealing a reply to the requester,
+ * and signing CertRep messages.
+ *
+ * Opening never tells why it failed. Key transport is RSA PKCS#1 v1.5, decrypted with implicit
+ * rejection (signing/rsa-kt.ts): a bad padding yields a pseudo-random key, so it fails at the
+ * content decryption or the inner parse, at the same place and with the same error as a wrong
+ * recipient, a bad cipher padding or a truncated envelope. The adapter answers all of them with
+ * one and the same signed CertRep FAILURE.
+ */
+import crypto, { type KeyObject } from 'node:crypto';
+import { certificateParts } from '../pki/cert-parts.js';
+import { subjectKeyIdFromSpki } from '../pki/cert-template.js';
+import {
+  decodeEnvelopedData,
+  encodeCertRep,
+  encodeEnvelopedData,
+  type CertRepInput,
+  type ContentCipher,
+} from '../pki/scep-cms.js';
+import { createKeyTransportDecryptor, type KeyTransportDecryptor } from '../signing/rsa-kt.js';
+
+/** The one error every envelope failure becomes. */
+export class EnvelopeError extends Error {
+  constructor() {
+    super('the pkcsPKIEnvelope could not be opened');
+  }
+}
+
+/** What an opened envelope held, and how it was encrypted (the reply uses the same cipher). */
+export interface OpenedEnvelope {
+  content: Buffer;
+  cipher: ContentCipher;
+}
+
+export class ScepRa {
+  private readonly decryptor: KeyTransportDecryptor;
+  private readonly issuerDer: Buffer;
+  private readonly serial: Buffer;
+  private readonly ski: Buffer;
+
+  constructor(
+    /** The RA certificate (DER). */
+    readonly certDer: Buffer,
+    private readonly key: KeyObject,
+  ) {
+    this.decryptor = createKeyTransportDecryptor(key);
+    const parts = certificateParts(certDer);
+    this.issuerDer = Buffer.from(parts.issuerDer);
+    this.serial = Buffer.from(parts.serial);
+    // fleetca wrote the RA certificate's SKI this way, for recipients named by subjectKeyIdentifier
+    this.ski = subjectKeyIdFromSpki(Buffer.from(parts.spkiDer));
+  }
+
+  /**
+   * Opens a pkcsPKIEnvelope. Every failure (malformed, addressed to another certificate, bad key
+   * transport padding, bad content padding) throws the same EnvelopeError after the same steps.
+   * `allowed` filters the content ciphers a profile accepts (DES3 only where enabled).
+   */
+  openEnvelope(envelopeDer: Buffer, allowed: (c: ContentCipher) => boolean): OpenedEnvelope {
+    let parts: ReturnType<typeof decodeEnvelopedData>;
+    try {
+      parts = decodeEnvelopedData(envelopeDer);
+    } catch {
+      throw new EnvelopeError();
+    }
+    const forUs =
+      parts.recipientIssuerDer !== undefined && parts.recipientSerial !== undefined
+        ? parts.recipientIssuerDer.equals(this.issuerDer) && parts.recipientSerial === this.serial.toString('hex')
+        : parts.recipientSki !== undefined && parts.recipientSki.equals(this.ski);
+    // the decryption runs whatever the checks said, so a wrong recipient costs the same time
+    const key = this.decryptor.decrypt(parts.encryptedKey, parts.cipher.keyLength);
+    let content: Buffer | null;
+    try {
+      const d = crypto.createDecipheriv(parts.cipher.name, key, parts.iv);
+      content = Buffer.concat([d.update(parts.encryptedContent), d.final()]);
+    } catch {
+      content = null;
+    } finally {
+      key.fill(0);
+    }
+    if (!forUs || content === null || !allowed(parts.cipher)) throw new EnvelopeError();
+    return { content, cipher: parts.cipher };
+  }
+
+  /** Encrypts `content` to the requester's certificate with a fresh key (RFC 8894 §3.3.2). */
+  sealFor(recipientCertDer: Buffer, content: Buffer, cipher: ContentCipher): Buffer {
+    const parts = certificateParts(recipientCertDer);
+    const recipientKey = new crypto.X509Certificate(recipientCertDer).publicKey;
+    const cek = crypto.randomBytes(cipher.keyLength);
+    const iv = crypto.randomBytes(cipher.ivLength);
+    const c = crypto.createCipheriv(cipher.name, cek, iv);
+    const encryptedContent = Buffer.concat([c.update(content), c.final()]);
+    // public-key encryption with PKCS#1 v1.5 is what SCEP clients decrypt (RFC 8894 §3.2.2)
+    const encryptedKey = crypto.publicEncrypt({ key: recipientKey, padding: crypto.constants.RSA_PKCS1_PADDING }, cek);
+    cek.fill(0);
+    return encodeEnvelopedData({
+      recipientIssuerDer: Buffer.from(parts.issuerDer),
+      recipientSerial: Buffer.from(parts.serial),
+      encryptedKey,
+      contentEncryptionOid: cipher.oid,
+      iv,
+      encryptedContent,
+    });
+  }
+
+  /** Signs a CertRep with the RA key. */
+  signCertRep(p: Omit<CertRepInput, 'signerCertDer' | 'senderNonce' | 'signingTime'>, now: Date, extraCerts: Buffer[] = []): Buffer {
+    const rep = encodeCertRep({ ...p, signerCertDer: this.certDer, extraCerts, senderNonce: crypto.randomBytes(16), signingTime: now });
+    return rep.assemble(crypto.sign(rep.digest, rep.signedAttrsDer, this.key));
+  }
+}

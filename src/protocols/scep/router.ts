@@ -1,0 +1,240 @@
+/**
+ * SCEP (RFC 8894) on the plain HTTP listener: `/scep`, `/scep/<profile>` and the legacy
+ * `/cgi-bin/pkiclient.exe`, `?operation=GetCACaps | GetCACert | GetNextCACert | PKIOperation`.
+ *
+ * Error channels (docs/ARCHITECTURE.md): only a message that does not even decode as a SCEP
+ * pkiMessage gets HTTP 400. From the outer signature check through the envelope's decryption and
+ * the inner request's parse, every failure gives one and the same signed CertRep FAILURE
+ * (badMessageCheck), after the same steps: anyone can re-sign a captured request, so a different
+ * answer for a padding error would be a decryption oracle. Later refusals (who may enroll, policy)
+ * are CertRep FAILUREs with their failInfo.
+ *
+ * NOTE(client): strongSwan pki 5.9.8 POSTs PKIOperation without a Content-Type, and reads
+ * GetCACaps with its bug #1607: AES is used only when SHA-384 is listed.
+ */
+import crypto from 'node:crypto';
+import { Router, type Request, type Response } from 'express';
+import { CaError, assertNever, toCaError } from '../../core/errors.js';
+import { decodeCsr } from '../../pki/csr.js';
+import { encodeCertsOnly } from '../../pki/pkcs7.js';
+import { checkMessageDigest, decodePkiMessage, SCEP_MESSAGE_TYPE, type PkiMessage, type ScepDigest, type ScepFailInfo } from '../../pki/scep-cms.js';
+import type { ScepRa } from '../../ca/scep-ra.js';
+import type { EnrollOperation, EnrollmentService, PresentedCredentials } from '../../enrollment/enroll.js';
+
+export interface ScepDeps {
+  ra: () => ScepRa;
+  enrollment: EnrollmentService;
+  /** Issuing CA first, root last, for a profile label (or the device CA). */
+  caChain: (label: string | undefined) => Buffer[];
+  now: () => Date;
+}
+
+/** RFC 8894 §3.5.2 capabilities. SHA-384 must be listed for strongSwan 5.9.8 to use AES (its bug #1607). */
+export const SCEP_CAPABILITIES = ['POSTPKIOperation', 'SHA-256', 'SHA-384', 'SHA-512', 'AES', 'SCEPStandard', 'Renewal', 'GetNextCACert'];
+
+const LABEL = /^[a-z][a-z0-9-]{0,62}$/;
+const MAX_GET_MESSAGE = 64 * 1024;
+
+/** The digest a reply uses: the request's when we support it, else SHA-256 (SHA-1 is not offered). */
+function replyDigest(msg: PkiMessage): ScepDigest {
+  return msg.digestName === 'sha384' || msg.digestName === 'sha512' ? msg.digestName : 'sha256';
+}
+
+/** failInfo for refusals after the request was opened (exhaustive over the core's error kinds). */
+function failInfoFor(e: CaError): ScepFailInfo | 'pending' | 'unavailable' {
+  switch (e.kind) {
+    case 'badRequest':
+    case 'badCsr':
+    case 'unauthorized':
+    case 'forbidden':
+    case 'policyRejected':
+    case 'conflict':
+    case 'internal':
+      return 'badRequest';
+    case 'notFound':
+      return 'badCertId';
+    case 'pending':
+      return 'pending';
+    case 'unavailable':
+      return 'unavailable';
+    default:
+      return assertNever(e.kind);
+  }
+}
+
+/** Subject CN of a CSR: the device id a challengePassword is checked for. */
+function csrCommonName(csrDer: Buffer): string {
+  const cn = decodeCsr(csrDer).subject.find((a) => a.type === 'CN')?.value;
+  return cn ?? '';
+}
+
+export function createScepRouter(deps: ScepDeps): Router {
+  const r = Router();
+
+  const sendMessage = (res: Response, der: Buffer) => {
+    res.status(200).type('application/x-pki-message').send(der);
+  };
+
+  const certRep = (res: Response, msg: PkiMessage, status: 'SUCCESS' | 'FAILURE' | 'PENDING', extra: { failInfo?: ScepFailInfo; envelopedData?: Buffer } = {}) => {
+    sendMessage(
+      res,
+      deps.ra().signCertRep(
+        {
+          digest: replyDigest(msg),
+          status,
+          transactionId: msg.transactionId,
+          recipientNonce: msg.senderNonce,
+          ...(extra.failInfo ? { failInfo: extra.failInfo } : {}),
+          ...(extra.envelopedData ? { envelopedData: extra.envelopedData } : {}),
+        },
+        deps.now(),
+      ),
+    );
+  };
+
+  const pkiOperation = async (req: Request, res: Response, label: string | undefined, der: Buffer) => {
+    let msg: PkiMessage;
+    try {
+      msg = decodePkiMessage(der);
+    } catch (e) {
+      req.log.warn({ scep: 'PKIOperation', status: 400, err: (e as Error).message }, 'scep request refused: not a pkiMessage');
+      res.status(400).type('text/plain').send('not a SCEP pkiMessage\n');
+      return;
+    }
+    const log = req.log.child({ scep: 'PKIOperation', transactionId: msg.transactionId, messageType: msg.messageType });
+
+    // --- the uniform part: every step runs, whatever the earlier ones said ---
+    let signatureOk: boolean;
+    try {
+      const signer = new crypto.X509Certificate(msg.signerCertDer);
+      signatureOk = msg.digestName !== undefined && crypto.verify(msg.digestName, msg.signedAttrsDer, signer.publicKey, msg.signature);
+    } catch {
+      signatureOk = false;
+    }
+    const digestOk = msg.digestName !== undefined && checkMessageDigest(msg, msg.digestName);
+    let inner: Buffer | null;
+    let cipher: ReturnType<ScepRa['openEnvelope']>['cipher'] | null = null;
+    try {
+      const opened = deps.ra().openEnvelope(msg.content ?? Buffer.alloc(0), (c) => c.name.startsWith('aes-'));
+      inner = opened.content;
+      cipher = opened.cipher;
+    } catch {
+      inner = null;
+    }
+    const type = msg.messageType;
+    const isCsrRequest = type === SCEP_MESSAGE_TYPE.PKCSReq || type === SCEP_MESSAGE_TYPE.RenewalReq;
+    let csrOk = false;
+    let deviceId = '';
+    if (inner && isCsrRequest) {
+      try {
+        deviceId = csrCommonName(inner);
+        csrOk = true;
+      } catch {
+        csrOk = false;
+      }
+    }
+    if (!signatureOk || !digestOk || inner === null || cipher === null || (isCsrRequest && !csrOk)) {
+      log.warn({ status: 'FAILURE', failInfo: 'badMessageCheck' }, 'scep request refused: signature, digest, envelope or inner request invalid');
+      certRep(res, msg, 'FAILURE', { failInfo: 'badMessageCheck' });
+      return;
+    }
+
+    // --- the request is authentic and readable ---
+    if (!isCsrRequest) {
+      log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: unsupported messageType');
+      certRep(res, msg, 'FAILURE', { failInfo: 'badRequest' });
+      return;
+    }
+    const csrDer = inner;
+    const challenge = decodeCsr(csrDer).challengePassword;
+    let operation: EnrollOperation;
+    let credentials: PresentedCredentials;
+    if (type === SCEP_MESSAGE_TYPE.RenewalReq) {
+      // RFC 8894 §3.3.1.2: signed with the certificate being renewed
+      operation = 'simplereenroll';
+      credentials = { clientCertDer: msg.signerCertDer };
+    } else {
+      // PKCSReq: a one-time challenge (device id = the CSR's CN), else the signer's certificate
+      // (a current fleetca certificate: renewal as Cisco IOS and macOS do it; or an IDevID)
+      operation = 'simpleenroll';
+      credentials = challenge !== undefined ? { basic: { user: deviceId, password: challenge } } : { clientCertDer: msg.signerCertDer };
+    }
+    try {
+      const result = await deps.enrollment.enroll({ operation, label, csrDer, credentials, via: 'scep' });
+      if (result.kind === 'pending') {
+        log.info({ status: 'PENDING', request: result.requestId, actor: result.actor }, 'scep enrollment waits for approval');
+        certRep(res, msg, 'PENDING');
+        return;
+      }
+      const cert = result.certificate;
+      log.info({ status: 'SUCCESS', serial: cert.serial, device: cert.deviceId, profile: cert.profile, actor: result.actor, superseded: result.superseded }, 'scep certificate issued');
+      certRep(res, msg, 'SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, encodeCertsOnly([cert.der]), cipher) });
+    } catch (err) {
+      const e = toCaError(err);
+      const f = failInfoFor(e);
+      if (f === 'pending') {
+        certRep(res, msg, 'PENDING');
+        return;
+      }
+      const failInfo: ScepFailInfo = f === 'unavailable' ? 'badRequest' : f;
+      log[e.kind === 'internal' ? 'error' : 'warn']({ status: 'FAILURE', failInfo, kind: e.kind, err: e.message }, 'scep request refused');
+      certRep(res, msg, 'FAILURE', { failInfo });
+    }
+  };
+
+  const handle = async (req: Request, res: Response, label: string | undefined) => {
+    const op = typeof req.query.operation === 'string' ? req.query.operation : '';
+    try {
+      if (label !== undefined && (!LABEL.test(label) || !deps.enrollment.deviceProfileExists(label))) {
+        req.log.warn({ scep: op, status: 404 }, 'scep request refused: unknown profile');
+        res.status(404).type('text/plain').send('unknown profile\n');
+        return;
+      }
+      switch (op) {
+        case 'GetCACaps':
+          res.status(200).type('text/plain').send(Buffer.from(SCEP_CAPABILITIES.join('\n') + '\n'));
+          return;
+        case 'GetCACert':
+          // RFC 8894 §4.2.1.2: the RA certificate, then the issuing CA and the root, as certs-only
+          res.status(200).type('application/x-x509-ca-ra-cert').send(encodeCertsOnly([deps.ra().certDer, ...deps.caChain(label)]));
+          return;
+        case 'GetNextCACert':
+          // no CA rollover is pending: say so plainly (the rollover issue answers with the next CA)
+          req.log.info({ scep: op, status: 404 }, 'scep GetNextCACert: no CA rollover pending');
+          res.status(404).type('text/plain').send('no CA rollover pending\n');
+          return;
+        case 'PKIOperation': {
+          let der: Buffer;
+          if (req.method === 'POST') {
+            der = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+          } else {
+            // GET: a base64 message, URL-encoded; a '+' that was not escaped arrives as ' '
+            const m = typeof req.query.message === 'string' ? req.query.message : '';
+            if (m.length > MAX_GET_MESSAGE) {
+              res.status(414).type('text/plain').send('message too long\n');
+              return;
+            }
+            der = Buffer.from(m.replace(/ /g, '+'), 'base64');
+          }
+          await pkiOperation(req, res, label, der);
+          return;
+        }
+        default:
+          req.log.warn({ scep: op, status: 400 }, 'scep request refused: unknown operation');
+          res.status(400).type('text/plain').send('unknown or missing operation\n');
+      }
+    } catch (err) {
+      const e = toCaError(err);
+      req.log.error({ scep: op, kind: e.kind, err: e.message }, 'scep request failed');
+      if (!res.headersSent) res.status(e.kind === 'unavailable' ? 503 : 500).type('text/plain').send(e.kind === 'unavailable' ? 'unavailable\n' : 'internal error\n');
+    }
+  };
+
+  for (const path of ['/scep', '/cgi-bin/pkiclient.exe']) {
+    r.get(path, (req, res) => handle(req, res, undefined));
+    r.post(path, (req, res) => handle(req, res, undefined));
+  }
+  r.get('/scep/:label', (req, res) => handle(req, res, req.params.label as string));
+  r.post('/scep/:label', (req, res) => handle(req, res, req.params.label as string));
+  return r;
+}
