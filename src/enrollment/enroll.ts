@@ -68,6 +68,7 @@ export type EnrollResult =
 /** What the store must offer the enrollment layer (its own ports plus reads of the CA's). */
 export type EnrollmentDepsStore = EnrollmentStore & {
   getCertificateByFingerprint(fp: Buffer): Promise<CertificateRecord | null>;
+  getCertificate(serial: string): Promise<CertificateRecord | null>;
   getDevice(id: string): Promise<DeviceRecord | null>;
 };
 
@@ -228,6 +229,55 @@ export class EnrollmentService {
     return { kind: 'issued', certificate, ...(privateKeyPkcs8 ? { privateKeyPkcs8 } : {}), superseded, actor: cred.actor };
   }
 
+  /**
+   * Issues an enrollment request an administrator approved, from its stored CSR, for a client
+   * that polls for it without repeating its credential (SCEP CertPoll). The request itself is the
+   * credential: it was authenticated when queued; a secret it was queued with is consumed now.
+   * Pending → pending, rejected → forbidden, already issued → that certificate.
+   */
+  async issueApproved(requestId: string, via: string): Promise<EnrollResult> {
+    const r = await this.deps.store.getRequest(requestId);
+    if (!r) throw notFound(`no enrollment request ${requestId}`);
+    const actor = `request:${r.id}`;
+    if (r.state === 'pending') return { kind: 'pending', requestId: r.id, retryAfterSeconds: this.deps.config.settings.enrollment.pendingRetryAfter, actor };
+    if (r.state === 'rejected') throw forbidden(`enrollment request ${r.id} was rejected${r.reason ? `: ${r.reason}` : ''}`);
+    if (r.state === 'issued') return { kind: 'issued', certificate: await this.issuedCertificate(r.serial!), superseded: [], actor };
+    const now = this.deps.clock.now();
+    if (r.secretId && !(await this.deps.store.claimSecret(r.secretId, now))) {
+      throw forbidden(`the secret request ${r.id} was made with has been used by another enrollment`);
+    }
+    let certificate: IssuedCertificate;
+    try {
+      certificate = await this.deps.ca.issueFromCsr({ profile: r.profile, deviceId: r.deviceId, csrDer: r.csrDer, actor, via, approved: true });
+    } catch (e) {
+      if (r.secretId) await this.deps.store.releaseSecret(r.secretId).catch(() => undefined);
+      throw e;
+    }
+    const at = this.deps.clock.now();
+    if (r.secretId) {
+      await this.deps.store.consumeSecret(r.secretId, certificate.serial, at, this.audit('secret.consumed', r.deviceId, actor, { secret: r.secretId, serial: certificate.serial }));
+    }
+    await this.deps.store.markRequestIssued(r.id, certificate.serial);
+    const profile = this.deviceProfile(r.profile);
+    const superseded = await this.deps.store.supersede(
+      { deviceId: r.deviceId, profile: r.profile, newSerial: certificate.serial, at, revokeAt: new Date(at.getTime() + profile.renewal.supersededGrace) },
+      this.audit('certificate.superseded', null, actor, { device: r.deviceId, profile: r.profile }),
+    );
+    return { kind: 'issued', certificate, superseded, actor };
+  }
+
+  /** A certificate fleetca issued, in the shape an enrollment returns (SCEP retransmissions, GetCert). */
+  async issuedCertificate(serial: string): Promise<IssuedCertificate> {
+    const c = await this.deps.store.getCertificate(serial);
+    if (!c) throw notFound(`no certificate ${serial}`);
+    return { serial: c.serial, der: c.der, issuerName: c.issuerName, chain: this.deps.ca.chainOf(c.issuerName), profile: c.profile, deviceId: c.deviceId, notBefore: c.notBefore, notAfter: c.notAfter };
+  }
+
+  /** SCEP transactions (RFC 8894 §3.2.1.1): see ScepTransactionStore. */
+  get scepTransactions(): Pick<EnrollmentDepsStore, 'getScepTransaction' | 'recordScepTransaction'> {
+    return this.deps.store;
+  }
+
   // ------------------------------------------------------------ credentials
 
   private async authenticate(op: EnrollOperation, creds: PresentedCredentials): Promise<Credential> {
@@ -370,7 +420,17 @@ export class EnrollmentService {
     if (latest?.state === 'rejected') throw forbidden(`enrollment request ${latest.id} was rejected${latest.reason ? `: ${latest.reason}` : ''}`);
     if (latest?.state === 'pending') return { kind: 'pending', requestId: latest.id, retryAfterSeconds, actor: cred.actor };
     const r = await this.deps.store.openRequest(
-      { deviceId: cred.deviceId, profile: profile.name, spkiSha256: spkiHash, subject: formatName(csr.subject), csrDer: csr.der, via, actor: cred.actor, createdAt: now },
+      {
+        deviceId: cred.deviceId,
+        profile: profile.name,
+        spkiSha256: spkiHash,
+        subject: formatName(csr.subject),
+        csrDer: csr.der,
+        via,
+        actor: cred.actor,
+        createdAt: now,
+        secretId: cred.kind === 'secret' ? cred.secret.id : null,
+      },
       this.audit('request.queued', cred.deviceId, cred.actor, { profile: profile.name, via }),
     );
     if (r.state === 'approved') return null;

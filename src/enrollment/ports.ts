@@ -63,9 +63,13 @@ export interface EnrollmentRequest {
   decidedBy: string | null;
   reason: string | null;
   serial: string | null;
+  /** The one-time secret the request was made with, if any (consumed when it is issued). */
+  secretId?: string | null;
 }
 
-export type NewEnrollmentRequest = Pick<EnrollmentRequest, 'deviceId' | 'profile' | 'spkiSha256' | 'subject' | 'csrDer' | 'via' | 'actor' | 'createdAt'>;
+export type NewEnrollmentRequest = Pick<EnrollmentRequest, 'deviceId' | 'profile' | 'spkiSha256' | 'subject' | 'csrDer' | 'via' | 'actor' | 'createdAt'> & {
+  secretId?: string | null;
+};
 
 export interface ApprovalStore {
   /**
@@ -94,5 +98,21 @@ export interface SupersedeStore {
   dueSuperseded(at: Date, limit: number): Promise<string[]>;
 }
 
+/** A SCEP transaction (RFC 8894 §3.2.1.1) and what it led to. */
+export interface ScepTransaction {
+  transactionId: string;
+  /** SHA-256 of the signer certificate's DER. */
+  signerSha256: Buffer;
+  csrSha256: Buffer;
+  requestId: string | null;
+  serial: string | null;
+}
+
+export interface ScepTransactionStore {
+  getScepTransaction(transactionId: string, signerSha256: Buffer): Promise<ScepTransaction | null>;
+  /** Records (or updates) what a transaction led to: a queued request or an issued certificate. */
+  recordScepTransaction(t: ScepTransaction, at: Date): Promise<void>;
+}
+
 /** Everything the enrollment layer stores. */
-export interface EnrollmentStore extends SecretStore, ApprovalStore, SupersedeStore {}
+export interface EnrollmentStore extends SecretStore, ApprovalStore, SupersedeStore, ScepTransactionStore {}

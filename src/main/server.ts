@@ -82,7 +82,15 @@ export function createHttpApp(deps: AppDeps): Express {
       ra = new ScepRa(certDer, key);
       return ra;
     };
-    app.use(createScepRouter({ ra: loadRa, enrollment: runtime.enrollment, caChain: (label) => estChain(runtime, label), now: () => runtime.clock.now() }));
+    app.use(
+      createScepRouter({
+        ra: loadRa,
+        enrollment: runtime.enrollment,
+        caChain: (label) => estChain(runtime, label),
+        latestCrl: async (name) => (await runtime.store.latestCrl(name, 'full'))?.der ?? null,
+        now: () => runtime.clock.now(),
+      }),
+    );
   }
   app.use(notFoundHandler);
   app.use(errorHandler);

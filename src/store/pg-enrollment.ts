@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { conflict, notFound } from '../core/errors.js';
 import type { AuditEntry } from '../ca/ports.js';
-import type { EnrollmentRequest, NewEnrollmentRequest, NewSecret, RequestState, SecretRecord } from '../enrollment/ports.js';
+import type { EnrollmentRequest, NewEnrollmentRequest, NewSecret, RequestState, ScepTransaction, SecretRecord } from '../enrollment/ports.js';
 
 type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;
 
@@ -129,11 +129,12 @@ interface RequestRow {
   decided_by: string | null;
   reason: string | null;
   serial: string | null;
+  secret_id: string | null;
 }
 
 // ids are selected as text: ORDER BY names the table's column (a bare `id` would sort the text output)
 const REQUEST_COLUMNS = `id::text, device_id, profile, spki_sha256, subject, csr_der, via, actor, state, created_at,
-  decided_at, decided_by, reason, serial`;
+  decided_at, decided_by, reason, serial, secret_id::text`;
 
 const toRequest = (r: RequestRow): EnrollmentRequest => ({
   id: r.id,
@@ -150,6 +151,7 @@ const toRequest = (r: RequestRow): EnrollmentRequest => ({
   decidedBy: r.decided_by,
   reason: r.reason,
   serial: r.serial,
+  secretId: r.secret_id,
 });
 
 export async function latestRequest(q: Query, deviceId: string, profile: string, spkiSha256: Buffer): Promise<EnrollmentRequest | null> {
@@ -166,8 +168,8 @@ export async function openRequest(q: Query, r: NewEnrollmentRequest, audit: Audi
   // ON CONFLICT on the partial unique index: a device polling concurrently gets the one open row
   const { rows } = await q<RequestRow>(
     `WITH ins AS (
-       INSERT INTO enrollment_requests (device_id, profile, spki_sha256, subject, csr_der, via, actor, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+       INSERT INTO enrollment_requests (device_id, profile, spki_sha256, subject, csr_der, via, actor, created_at, secret_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $14)
        ON CONFLICT (device_id, profile, spki_sha256) WHERE state IN ('pending', 'approved') DO NOTHING
        RETURNING *
      ), audit AS (
@@ -175,7 +177,7 @@ export async function openRequest(q: Query, r: NewEnrollmentRequest, audit: Audi
        SELECT $9, $10, $11, $12, $13::jsonb || jsonb_build_object('request', ins.id) FROM ins
      )
      SELECT ${REQUEST_COLUMNS} FROM ins`,
-    [r.deviceId, r.profile, r.spkiSha256, r.subject, r.csrDer, r.via, r.actor, r.createdAt, ...auditValues(audit)],
+    [r.deviceId, r.profile, r.spkiSha256, r.subject, r.csrDer, r.via, r.actor, r.createdAt, ...auditValues(audit), r.secretId ?? null],
   );
   if (rows[0]) return toRequest(rows[0]);
   const open = await latestRequest(q, r.deviceId, r.profile, r.spkiSha256);
@@ -267,4 +269,42 @@ export async function dueSuperseded(q: Query, at: Date, limit: number): Promise<
     [at, limit],
   );
   return rows.map((r) => r.serial);
+}
+
+// ---------------------------------------------------------------- SCEP transactions
+
+interface ScepTxRow {
+  transaction_id: string;
+  csr_sha256: Buffer;
+  signer_sha256: Buffer;
+  request_id: string | null;
+  serial: string | null;
+}
+
+const toScepTx = (r: ScepTxRow): ScepTransaction => ({
+  transactionId: r.transaction_id,
+  csrSha256: r.csr_sha256,
+  signerSha256: r.signer_sha256,
+  requestId: r.request_id,
+  serial: r.serial,
+});
+
+export async function getScepTransaction(q: Query, transactionId: string, signerSha256: Buffer): Promise<ScepTransaction | null> {
+  const { rows } = await q<ScepTxRow>(
+    `SELECT transaction_id, csr_sha256, signer_sha256, request_id::text, serial FROM scep_transactions
+      WHERE transaction_id = $1 AND signer_sha256 = $2`,
+    [transactionId, signerSha256],
+  );
+  return rows[0] ? toScepTx(rows[0]) : null;
+}
+
+export async function recordScepTransaction(q: Query, t: ScepTransaction, at: Date): Promise<void> {
+  await q(
+    `INSERT INTO scep_transactions (transaction_id, signer_sha256, csr_sha256, request_id, serial, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)
+     ON CONFLICT (transaction_id, signer_sha256) DO UPDATE
+       SET csr_sha256 = EXCLUDED.csr_sha256, request_id = coalesce(EXCLUDED.request_id, scep_transactions.request_id),
+           serial = coalesce(EXCLUDED.serial, scep_transactions.serial), updated_at = EXCLUDED.updated_at`,
+    [t.transactionId, t.signerSha256, t.csrSha256, t.requestId, t.serial, at],
+  );
 }

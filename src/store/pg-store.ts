@@ -40,7 +40,7 @@ import type {
 import { CaError, conflict, internal, notFound, unavailable } from '../core/errors.js';
 import * as crls from './pg-crls.js';
 import * as enr from './pg-enrollment.js';
-import type { EnrollmentRequest, EnrollmentStore, NewEnrollmentRequest, NewSecret, RequestState, SecretRecord } from '../enrollment/ports.js';
+import type { EnrollmentRequest, EnrollmentStore, NewEnrollmentRequest, NewSecret, RequestState, ScepTransaction, SecretRecord } from '../enrollment/ports.js';
 import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-errors.js';
 
 /** Tuning of the group-commit queue. */
@@ -1012,6 +1012,14 @@ export class PgStore implements CaStore, CrlStore, EnrollmentStore {
 
   dueSuperseded(at: Date, limit: number): Promise<string[]> {
     return enr.dueSuperseded(this.boundQuery, at, checkLimit(limit));
+  }
+
+  getScepTransaction(transactionId: string, signerSha256: Buffer): Promise<ScepTransaction | null> {
+    return enr.getScepTransaction(this.boundQuery, transactionId, signerSha256);
+  }
+
+  recordScepTransaction(t: ScepTransaction, at: Date): Promise<void> {
+    return enr.recordScepTransaction(this.boundQuery, t, at);
   }
 
   // ------------------------------------------------------------ helpers

@@ -18,7 +18,10 @@ import { CaError, assertNever, toCaError } from '../../core/errors.js';
 import { decodeCsr } from '../../pki/csr.js';
 import { encodeCertsOnly } from '../../pki/pkcs7.js';
 import { checkMessageDigest, decodePkiMessage, SCEP_MESSAGE_TYPE, type PkiMessage, type ScepDigest, type ScepFailInfo } from '../../pki/scep-cms.js';
+import { decodeIssuerAndSerial, decodeIssuerAndSubject, encodeCrlsOnly } from '../../pki/scep-inner.js';
+import { certificateParts } from '../../pki/cert-parts.js';
 import type { ScepRa } from '../../ca/scep-ra.js';
+import type { EnrollResult } from '../../enrollment/enroll.js';
 import type { EnrollOperation, EnrollmentService, PresentedCredentials } from '../../enrollment/enroll.js';
 
 export interface ScepDeps {
@@ -26,6 +29,8 @@ export interface ScepDeps {
   enrollment: EnrollmentService;
   /** Issuing CA first, root last, for a profile label (or the device CA). */
   caChain: (label: string | undefined) => Buffer[];
+  /** The newest full CRL (DER) of an issuer, for GetCRL. */
+  latestCrl: (issuerName: string) => Promise<Buffer | null>;
   now: () => Date;
 }
 
@@ -123,44 +128,28 @@ export function createScepRouter(deps: ScepDeps): Router {
     }
     const type = msg.messageType;
     const isCsrRequest = type === SCEP_MESSAGE_TYPE.PKCSReq || type === SCEP_MESSAGE_TYPE.RenewalReq;
-    let csrOk = false;
+    let innerOk = false;
     let deviceId = '';
-    if (inner && isCsrRequest) {
+    let target: { issuerDer: Buffer; serialHex?: string; subjectDer?: Buffer } | null = null;
+    if (inner) {
       try {
-        deviceId = csrCommonName(inner);
-        csrOk = true;
+        if (isCsrRequest) deviceId = csrCommonName(inner);
+        else if (type === SCEP_MESSAGE_TYPE.CertPoll) target = decodeIssuerAndSubject(inner);
+        else if (type === SCEP_MESSAGE_TYPE.GetCert || type === SCEP_MESSAGE_TYPE.GetCRL) target = decodeIssuerAndSerial(inner);
+        innerOk = true;
       } catch {
-        csrOk = false;
+        innerOk = false;
       }
     }
-    if (!signatureOk || !digestOk || inner === null || cipher === null || (isCsrRequest && !csrOk)) {
+    if (!signatureOk || !digestOk || inner === null || cipher === null || !innerOk) {
       log.warn({ status: 'FAILURE', failInfo: 'badMessageCheck' }, 'scep request refused: signature, digest, envelope or inner request invalid');
       certRep(res, msg, 'FAILURE', { failInfo: 'badMessageCheck' });
       return;
     }
 
     // --- the request is authentic and readable ---
-    if (!isCsrRequest) {
-      log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: unsupported messageType');
-      certRep(res, msg, 'FAILURE', { failInfo: 'badRequest' });
-      return;
-    }
-    const csrDer = inner;
-    const challenge = decodeCsr(csrDer).challengePassword;
-    let operation: EnrollOperation;
-    let credentials: PresentedCredentials;
-    if (type === SCEP_MESSAGE_TYPE.RenewalReq) {
-      // RFC 8894 §3.3.1.2: signed with the certificate being renewed
-      operation = 'simplereenroll';
-      credentials = { clientCertDer: msg.signerCertDer };
-    } else {
-      // PKCSReq: a one-time challenge (device id = the CSR's CN), else the signer's certificate
-      // (a current fleetca certificate: renewal as Cisco IOS and macOS do it; or an IDevID)
-      operation = 'simpleenroll';
-      credentials = challenge !== undefined ? { basic: { user: deviceId, password: challenge } } : { clientCertDer: msg.signerCertDer };
-    }
-    try {
-      const result = await deps.enrollment.enroll({ operation, label, csrDer, credentials, via: 'scep' });
+    const signerSha = crypto.createHash('sha256').update(msg.signerCertDer).digest();
+    const reply = (result: EnrollResult) => {
       if (result.kind === 'pending') {
         log.info({ status: 'PENDING', request: result.requestId, actor: result.actor }, 'scep enrollment waits for approval');
         certRep(res, msg, 'PENDING');
@@ -169,6 +158,90 @@ export function createScepRouter(deps: ScepDeps): Router {
       const cert = result.certificate;
       log.info({ status: 'SUCCESS', serial: cert.serial, device: cert.deviceId, profile: cert.profile, actor: result.actor, superseded: result.superseded }, 'scep certificate issued');
       certRep(res, msg, 'SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, encodeCertsOnly([cert.der]), cipher) });
+    };
+    const txs = deps.enrollment.scepTransactions;
+    try {
+      switch (type) {
+        case SCEP_MESSAGE_TYPE.PKCSReq:
+        case SCEP_MESSAGE_TYPE.RenewalReq: {
+          const csrDer = inner;
+          const csrHash = crypto.createHash('sha256').update(csrDer).digest();
+          const tx = await txs.getScepTransaction(msg.transactionId, signerSha);
+          if (tx && (tx.serial || tx.requestId)) {
+            // RFC 8894 §3.2.1.1: a transactionID names one request; the same one again is a retransmission
+            if (!tx.csrSha256.equals(csrHash)) {
+              log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: transactionID replayed with another CSR');
+              certRep(res, msg, 'FAILURE', { failInfo: 'badRequest' });
+              return;
+            }
+            if (tx.serial) return reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
+            const result = await deps.enrollment.issueApproved(tx.requestId!, 'scep');
+            if (result.kind === 'issued') await txs.recordScepTransaction({ ...tx, serial: result.certificate.serial }, deps.now());
+            return reply(result);
+          }
+          const challenge = decodeCsr(csrDer).challengePassword;
+          let operation: EnrollOperation;
+          let credentials: PresentedCredentials;
+          if (type === SCEP_MESSAGE_TYPE.RenewalReq) {
+            // RFC 8894 §3.3.1.2: signed with the certificate being renewed
+            operation = 'simplereenroll';
+            credentials = { clientCertDer: msg.signerCertDer };
+          } else {
+            // PKCSReq: a one-time challenge (device id = the CSR's CN), else the signer's certificate
+            // (a current fleetca certificate: renewal as Cisco IOS and macOS do it; or an IDevID)
+            operation = 'simpleenroll';
+            credentials = challenge !== undefined ? { basic: { user: deviceId, password: challenge } } : { clientCertDer: msg.signerCertDer };
+          }
+          const result = await deps.enrollment.enroll({ operation, label, csrDer, credentials, via: 'scep' });
+          await txs.recordScepTransaction(
+            {
+              transactionId: msg.transactionId,
+              signerSha256: signerSha,
+              csrSha256: csrHash,
+              requestId: result.kind === 'pending' ? result.requestId : null,
+              serial: result.kind === 'issued' ? result.certificate.serial : null,
+            },
+            deps.now(),
+          );
+          return reply(result);
+        }
+        case SCEP_MESSAGE_TYPE.CertPoll: {
+          // RFC 8894 §3.3.3: the poll carries the transactionID of the request it asks about
+          const tx = await txs.getScepTransaction(msg.transactionId, signerSha);
+          if (!tx) {
+            log.warn({ status: 'FAILURE', failInfo: 'badCertId' }, 'scep CertPoll refused: no such transaction for this signer');
+            certRep(res, msg, 'FAILURE', { failInfo: 'badCertId' });
+            return;
+          }
+          if (tx.serial) return reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
+          if (!tx.requestId) {
+            certRep(res, msg, 'FAILURE', { failInfo: 'badCertId' });
+            return;
+          }
+          const result = await deps.enrollment.issueApproved(tx.requestId, 'scep');
+          if (result.kind === 'issued') await txs.recordScepTransaction({ ...tx, serial: result.certificate.serial }, deps.now());
+          return reply(result);
+        }
+        case SCEP_MESSAGE_TYPE.GetCert:
+        case SCEP_MESSAGE_TYPE.GetCRL: {
+          const c = await deps.enrollment.issuedCertificate(target!.serialHex!);
+          if (!Buffer.from(certificateParts(c.der).issuerDer).equals(target!.issuerDer)) throw new CaError('notFound', 'issuer and serial name no certificate of fleetca');
+          let content: Buffer;
+          if (type === SCEP_MESSAGE_TYPE.GetCert) content = encodeCertsOnly([c.der]);
+          else {
+            const crl = await deps.latestCrl(c.issuerName);
+            if (!crl) throw new CaError('notFound', `no CRL published for ${c.issuerName}`);
+            content = encodeCrlsOnly([crl]);
+          }
+          log.info({ status: 'SUCCESS', serial: c.serial }, type === SCEP_MESSAGE_TYPE.GetCert ? 'scep GetCert' : 'scep GetCRL');
+          certRep(res, msg, 'SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, content, cipher) });
+          return;
+        }
+        default:
+          log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: unsupported messageType');
+          certRep(res, msg, 'FAILURE', { failInfo: 'badRequest' });
+          return;
+      }
     } catch (err) {
       const e = toCaError(err);
       const f = failInfoFor(e);
