@@ -152,6 +152,24 @@ export const ProfileSchema = z
           .boolean()
           .default(true)
           .describe('whether one-time enrollment secrets (EST HTTP Basic, SCEP challengePassword) may enroll for this profile'),
+        staticChallengeSha256: z
+          .string()
+          .regex(/^[0-9a-f]{64}$/, 'the lowercase hex SHA-256 of the challenge')
+          .optional()
+          .describe(
+            'LABS ONLY: a static challenge shared by every device of this profile, given as the hex SHA-256 of the challenge (`printf %s CHALLENGE | sha256sum`); any device knowing it enrolls and is created if new. Absent (default) = off',
+          ),
+        challengeWebhook: z
+          .strictObject({
+            url: z.url({ protocol: /^https?$/ }).describe('POSTed {device, profile, challenge, csr (base64 DER), via} as JSON; a 2xx reply with {"allow": true} allows'),
+            timeoutMs: z.number().int().min(100).max(30_000).default(5000).describe('how long to wait; no answer in time = refused'),
+          })
+          .optional()
+          .describe('a dynamic challenge validator (the way MDM systems issue SCEP challenges); consulted when no one-time secret matches'),
+        legacyAlgorithms: z
+          .boolean()
+          .default(false)
+          .describe('SCEP: also accept DES3 content encryption and SHA-1 digests, and list them in GetCACaps at /scep/<profile> (old clients only)'),
         channelBinding: z
           .boolean()
           .default(false)

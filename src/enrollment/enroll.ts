@@ -80,10 +80,24 @@ export interface EnrollmentDeps {
   /** HMAC key of the one-time secrets (deriveSecretKey). */
   secretKey: Buffer;
   idevid: IdevidTrust;
+  /** Asks a profile's challenge webhook (I/O lives in the composition root); absent = webhooks refuse. */
+  validateChallenge?: (r: ChallengeCheck) => Promise<boolean>;
+}
+
+/** What a challenge webhook is asked. */
+export interface ChallengeCheck {
+  url: string;
+  timeoutMs: number;
+  deviceId: string;
+  profile: string;
+  challenge: string;
+  csrDer: Buffer;
+  via: string;
 }
 
 type Credential =
   | { kind: 'secret'; deviceId: string; secret: SecretRecord; actor: string }
+  | { kind: 'challenge'; deviceId: string; profile: string; actor: string }
   | { kind: 'certificate'; deviceId: string; cert: CertificateRecord; actor: string }
   | { kind: 'idevid'; deviceId: string; match: IdevidMatch; actor: string };
 
@@ -154,7 +168,7 @@ export class EnrollmentService {
 
   async enroll(input: EnrollInput): Promise<EnrollResult> {
     if (input.label !== undefined) this.deviceProfile(input.label);
-    const cred = await this.authenticate(input.operation, input.credentials);
+    const cred = await this.authenticate(input.operation, input.credentials, input);
     const profile = await this.profileFor(cred, input.label);
     const now = this.deps.clock.now();
 
@@ -204,8 +218,9 @@ export class EnrollmentService {
           csrDer: input.csrDer,
           actor: cred.actor,
           via: input.via,
-          // an external manufacturer's device may be new to fleetca; secrets and renewals name known devices
-          createDevice: cred.kind === 'idevid',
+          // an external manufacturer's device, or one vouched for by a profile challenge, may be new to
+          // fleetca; one-time secrets and renewals name known devices
+          createDevice: cred.kind === 'idevid' || cred.kind === 'challenge',
           approved: true,
           verified,
         });
@@ -280,7 +295,7 @@ export class EnrollmentService {
 
   // ------------------------------------------------------------ credentials
 
-  private async authenticate(op: EnrollOperation, creds: PresentedCredentials): Promise<Credential> {
+  private async authenticate(op: EnrollOperation, creds: PresentedCredentials, input: EnrollInput): Promise<Credential> {
     if (op === 'simplereenroll') {
       // RFC 7030 §4.2.2: re-enrollment is authenticated by the certificate being renewed
       if (!creds.clientCertDer) throw unauthorized('simplereenroll needs the current certificate as TLS client certificate');
@@ -289,7 +304,7 @@ export class EnrollmentService {
       if (this.issuerRole(cert) !== 'device') throw forbidden('only an operational certificate of the device CA can re-enroll (an IDevID uses simpleenroll)');
       return this.certificateCredential(cert);
     }
-    if (creds.basic) return this.secretCredential(creds.basic.user, creds.basic.password);
+    if (creds.basic) return this.secretCredential(creds.basic.user, creds.basic.password, input);
     if (creds.clientCertDer) {
       const cert = await this.deps.store.getCertificateByFingerprint(sha256(creds.clientCertDer));
       if (cert && this.issuerRole(cert) === 'device') return this.certificateCredential(cert);
@@ -302,16 +317,40 @@ export class EnrollmentService {
     return this.deps.ca.issuers.get(cert.issuerName)?.record.role;
   }
 
-  private async secretCredential(user: string, password: string): Promise<Credential> {
+  private async secretCredential(user: string, password: string, input: EnrollInput): Promise<Credential> {
     const now = this.deps.clock.now();
     if (this.failures.blocked(user, now.getTime())) throw unauthorized(`too many failed secrets for "${user}"; refused until the window passes`);
     const secrets = DEVICE_ID_RE.test(user) ? await this.deps.store.usableSecrets(user, now) : [];
     const i = matchSecret(this.deps.secretKey, user, password, secrets.map((s) => s.mac));
-    if (i < 0) {
-      this.failures.fail(user, now.getTime());
-      throw unauthorized(`wrong, used or expired secret for "${user}"`);
+    if (i >= 0) return { kind: 'secret', deviceId: user, secret: secrets[i]!, actor: `secret:${user}` };
+    const other = DEVICE_ID_RE.test(user) ? await this.profileChallenge(user, password, input) : null;
+    if (other) return other;
+    this.failures.fail(user, now.getTime());
+    throw unauthorized(`wrong, used or expired secret for "${user}"`);
+  }
+
+  /**
+   * A profile's own challenge, when no one-time secret matched: the static lab challenge
+   * (compared as SHA-256, in constant time) or the challenge webhook. The profile is the label's,
+   * else the device record's.
+   */
+  private async profileChallenge(deviceId: string, challenge: string, input: EnrollInput): Promise<Credential | null> {
+    const name = input.label ?? (await this.deps.store.getDevice(deviceId))?.profile ?? undefined;
+    const p = name !== undefined ? this.deps.config.profiles.get(name) : undefined;
+    if (!p || p.kind !== 'device') return null;
+    const staticHash = p.enrollment.staticChallengeSha256;
+    if (staticHash) {
+      const given = crypto.createHash('sha256').update(challenge, 'utf8').digest();
+      if (crypto.timingSafeEqual(given, Buffer.from(staticHash, 'hex'))) return { kind: 'challenge', deviceId, profile: p.name, actor: `static-challenge:${deviceId}` };
     }
-    return { kind: 'secret', deviceId: user, secret: secrets[i]!, actor: `secret:${user}` };
+    const hook = p.enrollment.challengeWebhook;
+    if (hook && this.deps.validateChallenge) {
+      const allowed = await this.deps
+        .validateChallenge({ url: hook.url, timeoutMs: hook.timeoutMs, deviceId, profile: p.name, challenge, csrDer: input.csrDer, via: input.via })
+        .catch(() => false);
+      if (allowed) return { kind: 'challenge', deviceId, profile: p.name, actor: `webhook-challenge:${deviceId}` };
+    }
+    return null;
   }
 
   private certificateCredential(cert: CertificateRecord): Credential {
@@ -353,6 +392,8 @@ export class EnrollmentService {
         if (!p.enrollment.secrets) throw forbidden(`profile ${p.name} does not accept one-time secrets`);
         return p;
       }
+      case 'challenge':
+        return this.deviceProfile(cred.profile);
       case 'certificate': {
         if (label !== undefined && label !== cred.cert.profile) throw forbidden(`certificate ${cred.cert.serial} is of profile ${cred.cert.profile}, not ${label}`);
         return this.deviceProfile(cred.cert.profile);

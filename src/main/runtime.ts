@@ -137,7 +137,27 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
           ...(faults ? { faults } : {}),
         });
         const issuerRecords = new Map(records.map((r) => [r.name, r]));
-        enrollment = new EnrollmentService({ ca, store, config, clock, secretKey: secretKey(), idevid: new IdevidTrust(config, issuerRecords) });
+        enrollment = new EnrollmentService({
+          ca,
+          store,
+          config,
+          clock,
+          secretKey: secretKey(),
+          idevid: new IdevidTrust(config, issuerRecords),
+          validateChallenge: async (r) => {
+            // a profile's challenge webhook: 2xx with {"allow": true} allows; anything else refuses
+            const res = await fetch(r.url, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ device: r.deviceId, profile: r.profile, challenge: r.challenge, csr: r.csrDer.toString('base64'), via: r.via }),
+              signal: AbortSignal.timeout(r.timeoutMs),
+            });
+            if (!res.ok) return false;
+            const body = (await res.json().catch(() => null)) as { allow?: unknown } | null;
+            log.info({ webhook: r.url, device: r.deviceId, allow: body?.allow === true }, 'challenge webhook answered');
+            return body?.allow === true;
+          },
+        });
         const abandoned = await ca.reconcilePendingIntents(config.settings.recovery.pendingIntentGrace);
         if (abandoned > 0) log.warn({ abandoned }, 'marked pending issuance intents failed (a process died between signing and commit)');
       }

@@ -88,6 +88,7 @@ export function createHttpApp(deps: AppDeps): Express {
         enrollment: runtime.enrollment,
         caChain: (label) => estChain(runtime, label),
         latestCrl: async (name) => (await runtime.store.latestCrl(name, 'full'))?.der ?? null,
+        legacyAlgorithms: (label) => (label !== undefined ? (runtime.config.profiles.get(label)?.enrollment.legacyAlgorithms ?? false) : false),
         now: () => runtime.clock.now(),
       }),
     );

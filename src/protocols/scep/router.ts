@@ -29,6 +29,8 @@ export interface ScepDeps {
   enrollment: EnrollmentService;
   /** Issuing CA first, root last, for a profile label (or the device CA). */
   caChain: (label: string | undefined) => Buffer[];
+  /** Whether a profile label enables DES3 and SHA-1 (enrollment.legacyAlgorithms). */
+  legacyAlgorithms: (label: string | undefined) => boolean;
   /** The newest full CRL (DER) of an issuer, for GetCRL. */
   latestCrl: (issuerName: string) => Promise<Buffer | null>;
   now: () => Date;
@@ -40,9 +42,10 @@ export const SCEP_CAPABILITIES = ['POSTPKIOperation', 'SHA-256', 'SHA-384', 'SHA
 const LABEL = /^[a-z][a-z0-9-]{0,62}$/;
 const MAX_GET_MESSAGE = 64 * 1024;
 
-/** The digest a reply uses: the request's when we support it, else SHA-256 (SHA-1 is not offered). */
-function replyDigest(msg: PkiMessage): ScepDigest {
-  return msg.digestName === 'sha384' || msg.digestName === 'sha512' ? msg.digestName : 'sha256';
+/** The digest a reply uses: the request's (SHA-1 only where legacy algorithms are on), else SHA-256. */
+function replyDigest(msg: PkiMessage, legacy: boolean): ScepDigest {
+  if (msg.digestName === 'sha384' || msg.digestName === 'sha512') return msg.digestName;
+  return legacy && msg.digestName === 'sha1' ? 'sha1' : 'sha256';
 }
 
 /** failInfo for refusals after the request was opened (exhaustive over the core's error kinds). */
@@ -80,12 +83,12 @@ export function createScepRouter(deps: ScepDeps): Router {
     res.status(200).type('application/x-pki-message').send(der);
   };
 
-  const certRep = (res: Response, msg: PkiMessage, status: 'SUCCESS' | 'FAILURE' | 'PENDING', extra: { failInfo?: ScepFailInfo; envelopedData?: Buffer } = {}) => {
+  const certRep = (res: Response, msg: PkiMessage, status: 'SUCCESS' | 'FAILURE' | 'PENDING', extra: { failInfo?: ScepFailInfo; envelopedData?: Buffer; legacy?: boolean } = {}) => {
     sendMessage(
       res,
       deps.ra().signCertRep(
         {
-          digest: replyDigest(msg),
+          digest: replyDigest(msg, extra.legacy ?? false),
           status,
           transactionId: msg.transactionId,
           recipientNonce: msg.senderNonce,
@@ -109,6 +112,10 @@ export function createScepRouter(deps: ScepDeps): Router {
     const log = req.log.child({ scep: 'PKIOperation', transactionId: msg.transactionId, messageType: msg.messageType });
 
     // --- the uniform part: every step runs, whatever the earlier ones said ---
+    const legacy = deps.legacyAlgorithms(label);
+    const rep = (status: 'SUCCESS' | 'FAILURE' | 'PENDING', extra: { failInfo?: ScepFailInfo; envelopedData?: Buffer } = {}) =>
+      certRep(res, msg, status, { ...extra, legacy });
+    const digestAllowed = msg.digestName === 'sha256' || msg.digestName === 'sha384' || msg.digestName === 'sha512' || (legacy && msg.digestName === 'sha1');
     let signatureOk: boolean;
     try {
       const signer = new crypto.X509Certificate(msg.signerCertDer);
@@ -120,7 +127,7 @@ export function createScepRouter(deps: ScepDeps): Router {
     let inner: Buffer | null;
     let cipher: ReturnType<ScepRa['openEnvelope']>['cipher'] | null = null;
     try {
-      const opened = deps.ra().openEnvelope(msg.content ?? Buffer.alloc(0), (c) => c.name.startsWith('aes-'));
+      const opened = deps.ra().openEnvelope(msg.content ?? Buffer.alloc(0), (c) => c.name.startsWith('aes-') || (legacy && c.name === 'des-ede3-cbc'));
       inner = opened.content;
       cipher = opened.cipher;
     } catch {
@@ -141,9 +148,9 @@ export function createScepRouter(deps: ScepDeps): Router {
         innerOk = false;
       }
     }
-    if (!signatureOk || !digestOk || inner === null || cipher === null || !innerOk) {
+    if (!signatureOk || !digestOk || !digestAllowed || inner === null || cipher === null || !innerOk) {
       log.warn({ status: 'FAILURE', failInfo: 'badMessageCheck' }, 'scep request refused: signature, digest, envelope or inner request invalid');
-      certRep(res, msg, 'FAILURE', { failInfo: 'badMessageCheck' });
+      rep('FAILURE', { failInfo: 'badMessageCheck' });
       return;
     }
 
@@ -152,12 +159,12 @@ export function createScepRouter(deps: ScepDeps): Router {
     const reply = (result: EnrollResult) => {
       if (result.kind === 'pending') {
         log.info({ status: 'PENDING', request: result.requestId, actor: result.actor }, 'scep enrollment waits for approval');
-        certRep(res, msg, 'PENDING');
+        rep('PENDING');
         return;
       }
       const cert = result.certificate;
       log.info({ status: 'SUCCESS', serial: cert.serial, device: cert.deviceId, profile: cert.profile, actor: result.actor, superseded: result.superseded }, 'scep certificate issued');
-      certRep(res, msg, 'SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, encodeCertsOnly([cert.der]), cipher) });
+      rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, encodeCertsOnly([cert.der]), cipher) });
     };
     const txs = deps.enrollment.scepTransactions;
     try {
@@ -171,7 +178,7 @@ export function createScepRouter(deps: ScepDeps): Router {
             // RFC 8894 §3.2.1.1: a transactionID names one request; the same one again is a retransmission
             if (!tx.csrSha256.equals(csrHash)) {
               log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: transactionID replayed with another CSR');
-              certRep(res, msg, 'FAILURE', { failInfo: 'badRequest' });
+              rep('FAILURE', { failInfo: 'badRequest' });
               return;
             }
             if (tx.serial) return reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
@@ -210,12 +217,12 @@ export function createScepRouter(deps: ScepDeps): Router {
           const tx = await txs.getScepTransaction(msg.transactionId, signerSha);
           if (!tx) {
             log.warn({ status: 'FAILURE', failInfo: 'badCertId' }, 'scep CertPoll refused: no such transaction for this signer');
-            certRep(res, msg, 'FAILURE', { failInfo: 'badCertId' });
+            rep('FAILURE', { failInfo: 'badCertId' });
             return;
           }
           if (tx.serial) return reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
           if (!tx.requestId) {
-            certRep(res, msg, 'FAILURE', { failInfo: 'badCertId' });
+            rep('FAILURE', { failInfo: 'badCertId' });
             return;
           }
           const result = await deps.enrollment.issueApproved(tx.requestId, 'scep');
@@ -234,24 +241,24 @@ export function createScepRouter(deps: ScepDeps): Router {
             content = encodeCrlsOnly([crl]);
           }
           log.info({ status: 'SUCCESS', serial: c.serial }, type === SCEP_MESSAGE_TYPE.GetCert ? 'scep GetCert' : 'scep GetCRL');
-          certRep(res, msg, 'SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, content, cipher) });
+          rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, content, cipher) });
           return;
         }
         default:
           log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: unsupported messageType');
-          certRep(res, msg, 'FAILURE', { failInfo: 'badRequest' });
+          rep('FAILURE', { failInfo: 'badRequest' });
           return;
       }
     } catch (err) {
       const e = toCaError(err);
       const f = failInfoFor(e);
       if (f === 'pending') {
-        certRep(res, msg, 'PENDING');
+        rep('PENDING');
         return;
       }
       const failInfo: ScepFailInfo = f === 'unavailable' ? 'badRequest' : f;
       log[e.kind === 'internal' ? 'error' : 'warn']({ status: 'FAILURE', failInfo, kind: e.kind, err: e.message }, 'scep request refused');
-      certRep(res, msg, 'FAILURE', { failInfo });
+      rep('FAILURE', { failInfo });
     }
   };
 
@@ -265,7 +272,10 @@ export function createScepRouter(deps: ScepDeps): Router {
       }
       switch (op) {
         case 'GetCACaps':
-          res.status(200).type('text/plain').send(Buffer.from(SCEP_CAPABILITIES.join('\n') + '\n'));
+          res
+            .status(200)
+            .type('text/plain')
+            .send(Buffer.from([...SCEP_CAPABILITIES, ...(deps.legacyAlgorithms(label) ? ['DES3', 'SHA-1'] : [])].join('\n') + '\n'));
           return;
         case 'GetCACert':
           // RFC 8894 §4.2.1.2: the RA certificate, then the issuing CA and the root, as certs-only
