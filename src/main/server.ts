@@ -172,7 +172,8 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
   if (!rt.ca) throw new Error(`${rt.dataDir.root} is not initialised: run \`fleetca init\` first`);
   const metrics = createMetrics();
   const deps: AppDeps = { runtime: rt, metrics, log: rt.log };
-  const httpServer = http.createServer(createHttpApp(deps));
+  // SCEP GET PKIOperation carries the whole message in the URL: allow 64 KiB of headers (default 16)
+  const httpServer = http.createServer({ maxHeaderSize: 64 * 1024 }, createHttpApp(deps));
   const httpsServer = https.createServer(tlsOptions(rt), createHttpsApp(deps));
   for (const s of [httpServer, httpsServer]) {
     s.requestTimeout = 30_000;

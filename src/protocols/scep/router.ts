@@ -117,8 +117,10 @@ export function createScepRouter(deps: ScepDeps): Router {
       certRep(res, msg, status, { ...extra, legacy });
     const digestAllowed = msg.digestName === 'sha256' || msg.digestName === 'sha384' || msg.digestName === 'sha512' || (legacy && msg.digestName === 'sha1');
     let signatureOk: boolean;
+    let signerKeyType: string | undefined;
     try {
       const signer = new crypto.X509Certificate(msg.signerCertDer);
+      signerKeyType = signer.publicKey.asymmetricKeyType;
       signatureOk = msg.digestName !== undefined && crypto.verify(msg.digestName, msg.signedAttrsDer, signer.publicKey, msg.signature);
     } catch {
       signatureOk = false;
@@ -155,6 +157,13 @@ export function createScepRouter(deps: ScepDeps): Router {
     }
 
     // --- the request is authentic and readable ---
+    // every reply with content is sealed to the signer's key by RSA key transport (sealFor): refuse
+    // another key type before anything is issued or a one-time secret is spent
+    if (signerKeyType !== 'rsa') {
+      log.warn({ status: 'FAILURE', failInfo: 'badAlg', signerKeyType }, 'scep request refused: the signer key is not RSA, so no reply can be encrypted to it');
+      rep('FAILURE', { failInfo: 'badAlg' });
+      return;
+    }
     const signerSha = crypto.createHash('sha256').update(msg.signerCertDer).digest();
     const reply = (result: EnrollResult) => {
       if (result.kind === 'pending') {
