@@ -13,7 +13,7 @@
  * camera clone with enrollment.legacyAlgorithms. As in the EST tests, the public URL is the
  * server's own HTTP port, so pki's revocation checks fetch fleetca's CRL.
  */
-import { X509Certificate, createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
+import { X509Certificate, createDecipheriv, createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,7 +39,9 @@ import {
   type RsaParty,
   type ScepReply,
 } from '../helpers/scep.js';
-import { envelope } from '../helpers/scep-vectors.js';
+import { envelope, rsaPkcs1Decrypt } from '../helpers/scep-vectors.js';
+import { certificateParts } from '../../src/pki/cert-parts.js';
+import { encodeSequence, encodeUnsignedInteger } from '../../src/pki/der.js';
 
 /** Devices with a one-time secret, created by `fleetca secret create` before the tests. */
 const DEVICES: Array<[device: string, profile: string]> = [
@@ -54,6 +56,7 @@ const DEVICES: Array<[device: string, profile: string]> = [
   ['scep-legacy', 'legacy'],
   ['scep-cisco', 'camera'],
   ['scep-ec', 'camera'],
+  ['scep-getcert', 'camera'],
 ];
 const KEY_POOL = 20;
 
@@ -508,5 +511,46 @@ describe('golden vectors (envelopes, CSRs and certificates by openssl, generated
     const s = await supersession(oldCert.raw, newCert.raw);
     expect(s.supersededBy).toBe(s.newSerial);
     expect(await issuedTo(device)).toBe(2);
+  });
+});
+
+// ------------------------------------------------------------------ GetCert, GetCRL, CertPoll
+
+describe('GetCert, GetCRL and CertPoll', () => {
+  /** Opens a SUCCESS reply's envelope with the requester's key: the raw degenerate PKCS#7. */
+  function openReply(reply: ScepReply, req: { transactionId: string; senderNonce: Buffer }, key: KeyObject): Buffer {
+    const rep = certRepFor(reply, req);
+    expect(rep.msg.pkiStatus).toBe(SCEP_PKI_STATUS.SUCCESS);
+    const env = decodeEnvelopedData(rep.msg.content!);
+    const d = createDecipheriv(env.cipher.name, rsaPkcs1Decrypt(key, env.encryptedKey), env.iv);
+    return Buffer.concat([d.update(env.encryptedContent), d.final()]);
+  }
+
+  it('GetCert returns a certificate by issuer and serial, GetCRL the newest CRL of its issuer; an unknown serial and an unknown CertPoll transaction get FAILURE badCertId', async () => {
+    const device = 'scep-getcert';
+    const who = requester(device);
+    const enrolledReq = pkcsReq(who, device, secret.get(device)!);
+    const cert = expectIssued(await post(enrolledReq.der), enrolledReq, who.key, device, who.key);
+    const parts = certificateParts(cert.raw);
+    const issuerAndSerial = encodeSequence(Buffer.from(parts.issuerDer), encodeUnsignedInteger(Buffer.from(parts.serial)));
+
+    const getCert = scepRequest({ envelopeDer: envelope(issuerAndSerial, raCertDer, 'aes128').der, signer: who, messageType: '21' });
+    const certsOnly = openReply(await post(getCert.der), getCert, who.key);
+    expect(decodeCertsOnly(certsOnly)).toEqual([cert.raw]);
+
+    const getCrl = scepRequest({ envelopeDer: envelope(issuerAndSerial, raCertDer, 'aes128').der, signer: who, messageType: '22' });
+    const crlsOnly = openReply(await post(getCrl.der), getCrl, who.key);
+    const printed = opensslOk(['pkcs7', '-inform', 'DER', '-print_certs'], crlsOnly);
+    expect(printed).toMatch(/Certificate Revocation List[\s\S]*Issuer: O = fleetca, CN = fleetca Device CA/);
+    // a CRLs-only message: no certificate in it
+    expect(printed).not.toMatch(/BEGIN CERTIFICATE/);
+
+    const unknown = encodeSequence(Buffer.from(parts.issuerDer), encodeUnsignedInteger(randomBytes(16)));
+    const getUnknown = scepRequest({ envelopeDer: envelope(unknown, raCertDer, 'aes128').der, signer: who, messageType: '21' });
+    expectFailure(await post(getUnknown.der), getUnknown, 'badCertId');
+
+    const issuerAndSubject = encodeSequence(Buffer.from(parts.issuerDer), Buffer.from(parts.subjectDer));
+    const poll = scepRequest({ envelopeDer: envelope(issuerAndSubject, raCertDer, 'aes128').der, signer: who, messageType: '20' });
+    expectFailure(await post(poll.der), poll, 'badCertId');
   });
 });
