@@ -1,11 +1,13 @@
 /**
- * `npm run bench [-- --json] [-- --quick] [-- --only core,durable]`: fleetca's performance figures,
+ * `npm run bench [-- --json] [-- --quick] [-- --only=core,durable,est] [-- --est-profile=<dir>]`: fleetca's performance figures,
  * each the median of ≥ 3 runs and shown beside its floor measured in the same run on this machine.
  *
  *   raw P-256 sign                 node crypto.sign with a cached KeyObject (1 thread; all cores)
  *   issuance floor                 CSR public-key import + verify + one sign (1 thread; all cores)
  *   core issuance                  CSR DER in → certificate DER out through the CA core, no database
  *   durable issuance               the same with the PostgreSQL commit (embedded, machine's), 1/16/64 callers
+ *   est                            EST simpleenroll (Basic) / simplereenroll (mTLS) over HTTPS, new TLS per
+ *                                  request, 32/256 clients, beside a bare https server (bench/est.ts)
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -27,6 +29,7 @@ import { defaultMigrationsDir, runMigrations } from '../src/store/migrate.js';
 import { makeCsrs } from './fixtures.js';
 import { MemoryStore } from './memory-store.js';
 import { floorIssue, onWorkers, rawSignLoop, type RawCsr } from './floors.js';
+import { estSection, type CpuShares } from './est.js';
 
 const args = process.argv.slice(2);
 const JSON_OUT = args.includes('--json');
@@ -38,6 +41,8 @@ const inFlightArg = args.find((a) => a.startsWith('--max-in-flight='));
 const MAX_IN_FLIGHT = inFlightArg ? Number(inFlightArg.slice(16)) : undefined;
 const gatherArg = args.find((a) => a.startsWith('--gather-ms='));
 const GATHER_MS = gatherArg ? Number(gatherArg.slice(12)) : undefined;
+const profArg = args.find((a) => a.startsWith('--est-profile='));
+const EST_PROFILE = profArg ? path.resolve(profArg.slice(14)) : undefined;
 const THREADS = os.availableParallelism();
 const config = loadConfig(path.resolve('ca-config'));
 
@@ -48,6 +53,11 @@ interface Row {
   runs: number[];
   floor?: string;
   ratio?: number;
+  /** Load rows (est): median p50 / p99 latency and where the CPU went (shares of all cores). */
+  p50Ms?: number;
+  p99Ms?: number;
+  errors?: number;
+  cpu?: CpuShares;
 }
 const rows: Row[] = [];
 const floors = new Map<string, number>();
@@ -117,6 +127,15 @@ async function main() {
   chmodSync(tmp, 0o711); // as root, the embedded cluster runs as the postgres user
   const n = QUICK ? 600 : 3000;
   log(`fleetca bench: ${THREADS} cores, node ${process.version}, ${RUNS} runs each${QUICK ? ' (quick)' : ''}`);
+  // the crypto floors and the CSR pool serve the core and durable sections only
+  if (!ONLY || ONLY.has('core') || ONLY.has('durable')) await issuanceSections(tmp, n);
+  if (!ONLY || ONLY.has('est')) await estSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, record: (r) => rows.push(r), ...(EST_PROFILE ? { profileDir: EST_PROFILE } : {}) });
+
+  rmSync(tmp, { recursive: true, force: true });
+  printResults();
+}
+
+async function issuanceSections(tmp: string, n: number) {
   log('generating CSRs…');
   const pool = makeCsrs('bench', n * 2);
   const raw = rawCsrs(pool);
@@ -241,16 +260,40 @@ async function main() {
       await target.done();
     }
   }
+}
 
-  rmSync(tmp, { recursive: true, force: true });
+/** Client / server (event loop + crypto workers) / PostgreSQL shares of all cores, in %. */
+function cpuCell(c: CpuShares): string {
+  const p = (x: number) => (Number.isNaN(x) ? '?' : (x * 100).toFixed(0));
+  return `${p(c.client)}/${p(c.serverMain + c.serverWorkers)}/${p(c.postgres)} %`;
+}
+
+function printResults() {
+  const load = rows.some((r) => r.p50Ms !== undefined);
+  const notes = load
+    ? [
+        `est: server (event loop + ${THREADS} crypto workers), PostgreSQL and the load client (a separate process) share the same ${THREADS} cores; ` +
+          'the floor is a bare node https server with fleetca\'s TLS options answering a fixed body, driven by the same client; ' +
+          'every request answered 200 (a failed one aborts the bench); ' +
+          "'cpu client/server/pg' is the share of all cores used by the load client, the fleetca (or floor) server process and PostgreSQL during the run",
+      ]
+    : [];
   if (JSON_OUT) {
-    process.stdout.write(JSON.stringify({ machine: { cores: THREADS, node: process.version }, runs: RUNS, results: rows }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ machine: { cores: THREADS, node: process.version }, runs: RUNS, results: rows, ...(notes.length ? { notes } : {}) }, null, 2) + '\n');
   } else {
-    const header = ['benchmark', 'median', 'runs', 'floor', 'ratio'];
-    const body = rows.map((r) => [r.name, `${r.median}/s`, r.runs.join(' '), r.floor ?? '-', r.ratio !== undefined ? `${(r.ratio * 100).toFixed(1)} %` : '-']);
+    const header = ['benchmark', 'median', 'runs', 'floor', 'ratio', ...(load ? ['p50 / p99', 'cpu client/server/pg'] : [])];
+    const body = rows.map((r) => [
+      r.name,
+      `${r.median}/s`,
+      r.runs.join(' '),
+      r.floor ?? '-',
+      r.ratio !== undefined ? `${(r.ratio * 100).toFixed(1)} %` : '-',
+      ...(load ? [r.p50Ms !== undefined ? `${r.p50Ms} / ${r.p99Ms} ms` : '-', r.cpu ? cpuCell(r.cpu) : '-'] : []),
+    ]);
     const widths = header.map((_, i) => Math.max(header[i]!.length, ...body.map((b) => b[i]!.length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
     process.stdout.write(line(header) + '\n' + widths.map((w) => '-'.repeat(w)).join('  ') + '\n' + body.map(line).join('\n') + '\n');
+    for (const note of notes) process.stdout.write(`\nnote: ${note}\n`);
   }
 }
 

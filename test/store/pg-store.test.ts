@@ -103,6 +103,8 @@ describe('certificates', () => {
       revokedAt: null,
       revocationReason: null,
       invalidityDate: null,
+      supersededBy: null,
+      supersedeRevokeAt: null,
     });
     expect((await store.getDevice('cert-dev-1'))!.lastEnrolledAt).toEqual(at(5));
   });

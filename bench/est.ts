@@ -1,0 +1,554 @@
+/**
+ * EST simpleenroll end to end (`npm run bench -- --only=est`): the real fleetca HTTPS app
+ * (startServer on the embedded PostgreSQL of a fresh data dir initialised by `fleetca init`),
+ * driven by a load generator in its own process (bench/est-client.ts), a new TLS connection per
+ * request, at 32 and 256 concurrent clients:
+ *
+ *   Basic     POST /.well-known/est/simpleenroll, a one-time secret per request (HTTP Basic)
+ *   mTLS      POST /.well-known/est/simplereenroll, the device's current certificate as TLS
+ *             client certificate, a CSR for the same subject and key (profile camera allows reuse)
+ *
+ * Each figure sits beside its floor measured in the same run by the same client with the same
+ * concurrency, body size, headers and client certificates: a bare `https.createServer` with
+ * fleetca's own TLS options (tlsOptions: same key, certificate, CA names, client certificate
+ * requested) answering a fixed body. Plus one keep-alive pair (Basic, 32 clients).
+ *
+ * Server, its crypto workers, PostgreSQL and the client all share this machine's cores.
+ */
+import crypto from 'node:crypto';
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import { Session } from 'node:inspector/promises';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { pino } from 'pino';
+import { readEnv, type Env } from '../src/config/env.js';
+import { runCli } from '../src/cli/program.js';
+import { openRuntime, type Runtime } from '../src/main/runtime.js';
+import { startServer, tlsOptions } from '../src/main/server.js';
+import { createEnrollmentSecrets } from '../src/enrollment/secret-issuer.js';
+import { contextTag, encodeBitString, encodeInteger, encodeOid, encodeSequence, encodeTlv } from '../src/pki/der.js';
+import { encodeName } from '../src/pki/names.js';
+import { pemEncode } from '../src/pki/pem.js';
+import type { ClientItem, ClientJob, ClientResult } from './est-client.js';
+
+export interface LoadRow {
+  name: string;
+  unit: string;
+  median: number;
+  runs: number[];
+  floor?: string;
+  ratio?: number;
+  /** Medians over the runs of each run's p50 and p99 request latency. */
+  p50Ms: number;
+  p99Ms: number;
+  /** Failed requests over all runs: always 0 (any failure aborts the bench with examples). */
+  errors: number;
+  /**
+   * Where the machine's CPU went during the run, as shares of all cores (medians over the runs):
+   * the load client, the server's event loop (main thread), its crypto workers, PostgreSQL, and
+   * anything else on the machine; plus how busy the event loop was (wall time in callbacks).
+   */
+  cpu: CpuShares;
+}
+
+export interface CpuShares {
+  client: number;
+  serverMain: number;
+  serverWorkers: number;
+  postgres: number;
+  other: number;
+  eventLoopBusy: number;
+}
+
+export interface EstOptions {
+  tmp: string;
+  quick: boolean;
+  runs: number;
+  cores: number;
+  log: (s: string) => void;
+  /** Called with each row as soon as it is measured. */
+  record: (row: LoadRow) => void;
+  /**
+   * Diagnostics: a .cpuprofile of this process's main thread (the server's event loop) per measured
+   * run, one of the load client (client/), the PostgreSQL statements sent per request, and the
+   * CLOCK_MONOTONIC window of each run (runs.json) to cut a system-wide `perf record -k CLOCK_MONOTONIC`.
+   */
+  profileDir?: string;
+}
+
+const PROFILE = 'camera';
+const ECDSA_SHA256 = '1.2.840.10045.4.3.2';
+
+interface Device {
+  deviceId: string;
+  csrB64: string;
+  keyPem: string;
+}
+
+/** A PKCS#10 for CN=<deviceId> with a fresh P-256 key (same DER as fixtures.makeCsr, built directly: ~10× faster). */
+function makeDevice(deviceId: string): Device {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const info = encodeSequence(
+    encodeInteger(0),
+    encodeName([{ type: 'CN', oid: '2.5.4.3', value: deviceId }]),
+    publicKey.export({ type: 'spki', format: 'der' }),
+    encodeTlv(contextTag(0, true)),
+  );
+  const csr = encodeSequence(info, encodeSequence(encodeOid(ECDSA_SHA256)), encodeBitString(crypto.sign('sha256', info, privateKey)));
+  return { deviceId, csrB64: csr.toString('base64'), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** utime + stime of a /proc stat file, in clock ticks (1/100 s on Linux); 0 when it is gone. */
+function procTicks(file: string): number {
+  try {
+    const f = readFileSync(file, 'latin1');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return 0;
+  }
+}
+
+interface Ticks {
+  machineBusy: number;
+  machineTotal: number;
+  /** This process: all threads, and the main thread alone. */
+  proc: number;
+  main: number;
+  /** The embedded cluster: the postmaster and each of its children alive now, by pid. */
+  postgres: Map<number, number>;
+}
+
+/** PostgreSQL CPU between two snapshots: processes that started since count whole, ones that ended are lost. */
+function postgresDelta(a: Ticks, b: Ticks): number {
+  let sum = 0;
+  for (const [pid, t] of b.postgres) sum += t - (a.postgres.get(pid) ?? 0);
+  return sum;
+}
+
+/** CPU counters of the machine, this process and the cluster whose postmaster is `pgPid` (Linux /proc). */
+function ticks(pgPid: number | null): Ticks | null {
+  try {
+    const f = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    const postgres = new Map<number, number>();
+    if (pgPid !== null) {
+      for (const d of readdirSync('/proc')) {
+        if (!/^\d+$/.test(d)) continue;
+        let stat: string;
+        try {
+          stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+        } catch {
+          continue;
+        }
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(d) === pgPid || Number(rest[1]) === pgPid) postgres.set(Number(d), Number(rest[11]) + Number(rest[12]));
+      }
+    }
+    return {
+      machineBusy: total - f[3]! - (f[4] ?? 0),
+      machineTotal: total,
+      proc: procTicks('/proc/self/stat'),
+      main: procTicks(`/proc/self/task/${process.pid}/stat`),
+      postgres,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** A V8 CPU profile of this thread until stop(file). */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/**
+ * Counts the statements this process sends to PostgreSQL, by their first words (a diagnostic of
+ * --est-profile: pg's Client.query is wrapped for the whole section).
+ */
+function countStatements(): { take(): Map<string, number> } {
+  let counts = new Map<string, number>();
+  const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
+  const original = proto.query;
+  proto.query = function (this: unknown, ...a: unknown[]) {
+    const q = a[0];
+    const text = typeof q === 'string' ? q : ((q as { text?: string; name?: string } | undefined)?.text ?? '?');
+    const words = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+    const m = /^(WITH \w+ AS \( )?(\w+)( \w+)?( [\w.]+)?( [\w.]+)?/i.exec(words);
+    const key = m ? m[0].slice(0, 60) : words.slice(0, 60);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    return original.apply(this, a);
+  };
+  return {
+    take() {
+      const c = counts;
+      counts = new Map();
+      return c;
+    },
+  };
+}
+
+/** The load generator process, reused for every run. */
+class LoadClient {
+  private readonly proc: ChildProcess;
+  private pending: { type: string; resolve: (v: unknown) => void; reject: (e: Error) => void } | null = null;
+
+  constructor(profileDir?: string) {
+    const file = fileURLToPath(new URL('./est-client.ts', import.meta.url));
+    const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${path.join(profileDir, 'client')}`] : [];
+    this.proc = fork(file, [], { execArgv: ['--import', 'tsx', ...prof], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc.on('message', (m: { type: string; value?: unknown; message?: string }) => {
+      const p = this.pending;
+      this.pending = null;
+      if (!p) return;
+      if (m.type === p.type) p.resolve(m.value);
+      else p.reject(new Error(`load client: ${m.message ?? m.type}`));
+    });
+    this.proc.on('exit', (code) => {
+      this.pending?.reject(new Error(`load client exited (${code})`));
+      this.pending = null;
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  private call<T>(message: object, reply: string): Promise<T> {
+    if (this.pending) throw new Error('load client busy');
+    return new Promise<T>((resolve, reject) => {
+      this.pending = { type: reply, resolve: resolve as (v: unknown) => void, reject };
+      this.proc.send(message);
+    });
+  }
+
+  /** Hands the client a job: it builds its TLS contexts and request bytes (not measured). */
+  prepare(job: ClientJob): Promise<void> {
+    return this.call({ type: 'prepare', job }, 'ready');
+  }
+
+  /** Runs the prepared job. */
+  go(): Promise<ClientResult> {
+    return this.call({ type: 'go' }, 'result');
+  }
+
+  async run(job: ClientJob): Promise<ClientResult> {
+    await this.prepare(job);
+    return this.go();
+  }
+
+  close(): void {
+    this.proc.disconnect();
+  }
+}
+
+export async function estSection(o: EstOptions): Promise<void> {
+  const { log } = o;
+  const s0 = performance.now();
+  const dataDir = path.join(o.tmp, 'est-data');
+  // the server logs at the default level (info), as `fleetca serve` does, into /dev/null
+  const logger = pino({ level: 'info', base: { svc: 'fleetca' } }, pino.destination({ dest: '/dev/null', sync: true }));
+  const env: Env = { ...readEnv(), dataDir, databaseUrl: undefined, keyPassphrase: 'bench-passphrase', logLevel: 'info', fault: undefined };
+
+  // `fleetca init`, through the CLI's own action
+  const code = await runCli(
+    {
+      env,
+      out: () => undefined,
+      err: (s) => log(`  ${s.trim()}`),
+      open: (x) => openRuntime({ env, dataDir: x.dataDir, log: logger, ...(x.loadIssuers === false ? { loadIssuers: false } : {}) }),
+      serve: () => Promise.reject(new Error('not in the bench')),
+    },
+    ['init', '--data-dir', dataDir],
+  );
+  if (code !== 0) throw new Error(`fleetca init exited ${code}`);
+
+  // what `fleetca serve` opens
+  const rt: Runtime = await openRuntime({ env, dataDir, workers: true, poolSize: 16, log: logger });
+  const cleanup: Array<() => Promise<void> | void> = [() => rt.close()];
+  try {
+    await measureAll(o, rt, dataDir, cleanup, s0);
+  } finally {
+    // in reverse: the client, the floor, the server, then the runtime (and its PostgreSQL)
+    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch((e: unknown) => log(`  cleanup: ${(e as Error).message}`));
+  }
+}
+
+async function measureAll(o: EstOptions, rt: Runtime, dataDir: string, cleanup: Array<() => Promise<void> | void>, s0: number): Promise<void> {
+  const { log } = o;
+  const server = await startServer(rt, { host: '127.0.0.1', httpPort: 0, httpsPort: 0 });
+  cleanup.push(() => server.close());
+  const fleetcaPort = Number(new URL(server.httpsUrl).port);
+  let pgPid: number | null = null;
+  try {
+    pgPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'latin1').split('\n')[0]);
+  } catch {
+    log('  (no postmaster.pid: PostgreSQL CPU is not measured)');
+  }
+  log(`  fleetca init + serve: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
+  // the floor: fleetca's TLS options, the request body read, a fixed answer of the size of fleetca's
+  // (a base64 certs-only PKCS#7; set from the warm-up's answers)
+  let floorBody = Buffer.alloc(700, 'A');
+  const floor = https.createServer(tlsOptions(rt), (req, res) => {
+    req.on('data', () => undefined);
+    req.on('end', () => {
+      res.writeHead(200, { 'Content-Type': 'application/pkcs7-mime; smime-type=certs-only', 'Content-Transfer-Encoding': 'base64', 'Content-Length': floorBody.length });
+      res.end(floorBody);
+    });
+  });
+  await new Promise<void>((resolve) => floor.listen(0, '127.0.0.1', resolve));
+  cleanup.push(() => {
+    const closed = new Promise<void>((resolve) => floor.close(() => resolve()));
+    floor.closeAllConnections();
+    return closed;
+  });
+  const floorPort = (floor.address() as AddressInfo).port;
+  const root = [...rt.ca!.issuers.values()].find((i) => i.record.role === 'root')!;
+  const caPem = pemEncode('CERTIFICATE', root.record.certDer);
+  const client = new LoadClient(o.profileDir);
+  cleanup.push(() => client.close());
+  const secretDeps = { store: rt.store, config: rt.config, clock: rt.clock, secretKey: rt.secretKey() };
+
+  /** Every run stops starting requests after this long (the ones in flight complete). */
+  const seconds = o.quick ? 1.5 : 4;
+  let batch = 0;
+  /** Device records in one statement (set-up time; one by one each would be its own commit). */
+  const addDevices = (ids: string[]) =>
+    rt.store.pool.query(`INSERT INTO devices (id, macs, profile, state, created_at, updated_at) SELECT unnest($1::text[]), '{}', $2, 'active', now(), now()`, [ids, PROFILE]);
+  /** N devices with a one-time secret each: Basic requests. */
+  const basicItems = async (n: number): Promise<ClientItem[]> => {
+    const devices = Array.from({ length: n }, (_, i) => makeDevice(`est-b${batch}-${i}`));
+    batch++;
+    await addDevices(devices.map((d) => d.deviceId));
+    const secrets = await createEnrollmentSecrets(secretDeps, devices.map((d) => ({ deviceId: d.deviceId, profile: PROFILE })), 'bench');
+    return devices.map((d, i) => ({ body: d.csrB64, authorization: `Basic ${Buffer.from(`${d.deviceId}:${secrets[i]!.secret}`).toString('base64')}` }));
+  };
+  /** N devices with a current certificate (issued through the CA core, 64 callers): re-enroll requests. */
+  const mtlsItems = async (n: number): Promise<{ items: ClientItem[]; identities: NonNullable<ClientJob['identities']> }> => {
+    const devices = Array.from({ length: n }, (_, i) => makeDevice(`est-m${batch}-${i}`));
+    batch++;
+    await addDevices(devices.map((d) => d.deviceId));
+    const certs: string[] = new Array<string>(n);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (next < n) {
+          const i = next++;
+          const d = devices[i]!;
+          const c = await rt.ca!.issueFromCsr({ profile: PROFILE, deviceId: d.deviceId, csrDer: Buffer.from(d.csrB64, 'base64'), actor: 'bench', via: 'bench', approved: true });
+          certs[i] = pemEncode('CERTIFICATE', c.der);
+        }
+      }),
+    );
+    return { items: devices.map((d, i) => ({ body: d.csrB64, identity: i })), identities: devices.map((d, i) => ({ certPem: certs[i]!, keyPem: d.keyPem })) };
+  };
+
+  const job = (port: number, p: string, concurrency: number, items: ClientItem[], extra: Partial<ClientJob>): ClientJob => ({
+    host: '127.0.0.1',
+    port,
+    path: p,
+    caPem,
+    servername: 'localhost',
+    verifyServer: false,
+    items,
+    cycle: false,
+    concurrency,
+    keepAlive: false,
+    maxMs: seconds * 1000,
+    expectStatus: 200,
+    ...extra,
+  });
+
+  const check = (name: string, r: ClientResult) => {
+    if (r.errors > 0) throw new Error(`${name}: ${r.errors} failed requests (${r.completed} ok), e.g.:\n  ${r.errorSamples.join('\n  ')}`);
+  };
+
+  const floors = new Map<string, number>();
+  let profiled = 0;
+  const statements = o.profileDir ? countStatements() : null;
+  const windows: Array<{ name: string; run: number; start: number; end: number; pid: number }> | null = o.profileDir ? [] : null;
+  interface Run {
+    result: ClientResult;
+    share: CpuShares;
+    prepMs: number;
+    statements: Map<string, number>;
+  }
+
+  /** One run: `prepare` (fresh secrets, certificates; the client's TLS contexts) before the clock starts. */
+  const runOnce = async (name: string, i: number, prepare: () => Promise<ClientJob>): Promise<Run> => {
+    const p0 = performance.now();
+    await client.prepare(await prepare());
+    const prepMs = performance.now() - p0;
+    const profiler = o.profileDir ? await startProfile() : null;
+    statements?.take();
+    const elu0 = performance.eventLoopUtilization();
+    const t0 = ticks(pgPid);
+    const mono0 = process.hrtime.bigint();
+    const r = await client.go();
+    const mono1 = process.hrtime.bigint();
+    const t1 = ticks(pgPid);
+    const elu = performance.eventLoopUtilization(elu0).utilization;
+    const sent = statements?.take() ?? new Map<string, number>();
+    // CLOCK_MONOTONIC windows of the runs, to cut a system-wide profile (perf record -k CLOCK_MONOTONIC)
+    windows?.push({ name, run: i, start: Number(mono0) / 1e9, end: Number(mono1) / 1e9, pid: process.pid });
+    if (profiler) await profiler.stop(path.join(o.profileDir!, `${String(++profiled).padStart(2, '0')}-${name.replace(/[^\w]+/g, '-')}-${i}.cpuprofile`));
+    check(name, r);
+    let share: CpuShares;
+    if (t0 && t1) {
+      const all = t1.machineTotal - t0.machineTotal; // ticks of all cores together
+      const clientShare = r.cpuMs / 10 / all;
+      const serverMain = (t1.main - t0.main) / all;
+      const serverWorkers = (t1.proc - t0.proc - (t1.main - t0.main)) / all;
+      const postgres = postgresDelta(t0, t1) / all;
+      const busy = (t1.machineBusy - t0.machineBusy) / all;
+      share = { client: clientShare, serverMain, serverWorkers, postgres, other: Math.max(0, busy - clientShare - serverMain - serverWorkers - postgres), eventLoopBusy: elu };
+    } else {
+      share = { client: r.cpuMs / (r.elapsedMs * o.cores), serverMain: NaN, serverWorkers: NaN, postgres: NaN, other: NaN, eventLoopBusy: elu };
+    }
+    return { result: r, share, prepMs, statements: sent };
+  };
+
+  /** The row of o.runs runs: medians, the ratio to the floor's median, and the diagnostics in the log. */
+  const summarise = (name: string, runs: Run[], floorName?: string): number => {
+    const results = runs.map((r) => r.result);
+    if (results.some((r) => r.exhausted)) log(`  (${name}: a run used all its requests before ${seconds} s)`);
+    const rates = results.map((r) => r.completed / (r.elapsedMs / 1000));
+    const m = median(rates);
+    const share = (k: keyof CpuShares) => Math.round(median(runs.map((x) => x.share[k])) * 1000) / 1000;
+    const row: LoadRow = {
+      name,
+      unit: 'req/s',
+      median: Math.round(m),
+      runs: rates.map(Math.round),
+      p50Ms: Math.round(median(results.map((r) => r.p50Ms)) * 10) / 10,
+      p99Ms: Math.round(median(results.map((r) => r.p99Ms)) * 10) / 10,
+      errors: results.reduce((a, r) => a + r.errors, 0),
+      cpu: { client: share('client'), serverMain: share('serverMain'), serverWorkers: share('serverWorkers'), postgres: share('postgres'), other: share('other'), eventLoopBusy: share('eventLoopBusy') },
+    };
+    if (floorName) {
+      row.floor = floorName;
+      row.ratio = Math.round((m / floors.get(floorName)!) * 1000) / 1000;
+    }
+    o.record(row);
+    const pct = (x: number) => `${(x * 100).toFixed(0)} %`;
+    const c = row.cpu;
+    const prepS = runs.reduce((a, r) => a + r.prepMs, 0) / 1000;
+    log(
+      `  ${name}: ${row.median}/s  runs=${row.runs.join(',')}  p50=${row.p50Ms} ms p99=${row.p99Ms} ms${row.ratio !== undefined ? `  ratio=${row.ratio}` : ''}\n` +
+        `    ${results.map((r) => r.completed).join(',')} requests (set-up ${prepS.toFixed(1)} s); cpu of all ${o.cores} cores: client ${pct(c.client)}, ` +
+        `server event loop ${pct(c.serverMain)} (busy ${pct(c.eventLoopBusy)} of the time), other server threads (crypto workers, GC) ${pct(c.serverWorkers)}, postgres ${pct(c.postgres)}, other processes ${pct(c.other)}`,
+    );
+    // CPU time per request: share of all cores × cores / requests per second
+    const ms = (x: number) => ((x * o.cores * 1000) / m).toFixed(1);
+    if (!Number.isNaN(c.serverMain)) {
+      log(
+        `    cpu per request: ${ms(c.client + c.serverMain + c.serverWorkers + c.postgres)} ms = client ${ms(c.client)} + server event loop ${ms(c.serverMain)} + ` +
+          `other server threads ${ms(c.serverWorkers)} + postgres ${ms(c.postgres)}`,
+      );
+    }
+    if (c.other > 0.1) log(`    (other processes used ${pct(c.other)} of the machine during these runs: the figures are disturbed)`);
+    const sent = new Map<string, number>();
+    for (const r of runs) for (const [k, v] of r.statements) sent.set(k, (sent.get(k) ?? 0) + v);
+    if (sent.size > 0) {
+      const n = results.reduce((a, r) => a + r.completed, 0);
+      const total = [...sent.values()].reduce((a, b) => a + b, 0);
+      log(`    PostgreSQL statements per request: ${(total / n).toFixed(2)}`);
+      for (const [k, v] of [...sent].sort((a, b) => b[1] - a[1])) log(`      ${(v / n).toFixed(2)}  ${k}`);
+    }
+    return m;
+  };
+
+  /**
+   * A floor and the fleetca figure measured against it, their runs interleaved (floor, fleetca,
+   * floor, …) so that both see the same conditions; each row is the median of o.runs runs, and any
+   * failed request fails the bench. Returns fleetca's median.
+   */
+  const measurePair = async (floorName: string, floorJob: () => Promise<ClientJob>, name: string, prepare: () => Promise<ClientJob>): Promise<number> => {
+    const floorRuns: Run[] = [];
+    const runs: Run[] = [];
+    for (let i = 1; i <= o.runs; i++) {
+      floorRuns.push(await runOnce(floorName, i, floorJob));
+      runs.push(await runOnce(name, i, prepare));
+    }
+    floors.set(floorName, summarise(floorName, floorRuns));
+    return summarise(name, runs, floorName);
+  };
+
+  const ENROLL = '/.well-known/est/simpleenroll';
+  const REENROLL = '/.well-known/est/simplereenroll';
+  // ---- warm-up (JIT, pools, caches) and the rate that sizes each run to ~`seconds`
+  log(`EST over HTTPS (fleetca on embedded PostgreSQL; the load client is a separate process; ${o.cores} cores shared by server, crypto workers, PostgreSQL and client)`);
+  const warm = o.quick ? 150 : 400;
+  const w0 = performance.now();
+  const wb = await client.run(job(fleetcaPort, ENROLL, 32, await basicItems(warm), { maxMs: 120_000, verifyServer: true }));
+  check('warm-up Basic', wb);
+  floorBody = Buffer.alloc(wb.answerBytes, 'A');
+  const wm = await mtlsItems(warm);
+  const wmr = await client.run(job(fleetcaPort, REENROLL, 32, wm.items, { identities: wm.identities, maxMs: 120_000, verifyServer: true }));
+  check('warm-up mTLS', wmr);
+  check('warm-up floor', await client.run(job(floorPort, ENROLL, 32, wm.items, { identities: wm.identities, cycle: true, maxMs: 1000, verifyServer: true })));
+  const rate = { basic: wb.completed / (wb.elapsedMs / 1000), mtls: wmr.completed / (wmr.elapsedMs / 1000) };
+  log(`  warm-up: Basic ${Math.round(rate.basic)}/s, mTLS ${Math.round(rate.mtls)}/s (${((performance.now() - w0) / 1000).toFixed(1)} s); answers of ${wb.answerBytes} bytes`);
+  // every run, fleetca's and the floor's, stops starting requests after `seconds`; fleetca's runs
+  // get fresh credentials for 1.5× the best rate seen so far (the warm-up's, cold, counted double);
+  // a run that uses them all ends early, which the log says
+  const size = (r: number, c: number) => Math.min(8000, Math.round(r * seconds * 1.5) + c);
+  rate.basic *= 2;
+  rate.mtls *= 2;
+  // the floor's requests: the same bodies and credentials as fleetca's (the floor consumes nothing)
+  const floorBasic = await basicItems(256);
+  const floorMtls = await mtlsItems(256);
+
+  for (const concurrency of [32, 256]) {
+    rate.basic = Math.max(
+      rate.basic,
+      await measurePair(
+        `bare https floor, new TLS, Basic, ${concurrency} clients`,
+        async () => job(floorPort, ENROLL, concurrency, floorBasic, { cycle: true }),
+        `EST simpleenroll Basic, new TLS, ${concurrency} clients`,
+        async () => job(fleetcaPort, ENROLL, concurrency, await basicItems(size(rate.basic, concurrency)), {}),
+      ),
+    );
+    rate.mtls = Math.max(
+      rate.mtls,
+      await measurePair(
+        `bare https floor, new TLS, client cert, ${concurrency} clients`,
+        async () => job(floorPort, REENROLL, concurrency, floorMtls.items, { identities: floorMtls.identities, cycle: true }),
+        `EST simplereenroll mTLS, new TLS, ${concurrency} clients`,
+        async () => {
+          const m = await mtlsItems(size(rate.mtls, concurrency));
+          return job(fleetcaPort, REENROLL, concurrency, m.items, { identities: m.identities });
+        },
+      ),
+    );
+  }
+  await measurePair(
+    'bare https floor, keep-alive, Basic, 32 clients',
+    async () => job(floorPort, ENROLL, 32, floorBasic, { cycle: true, keepAlive: true }),
+    'EST simpleenroll Basic, keep-alive, 32 clients',
+    async () => job(fleetcaPort, ENROLL, 32, await basicItems(size(rate.basic * 2, 32)), { keepAlive: true }),
+  );
+  if (windows) writeFileSync(path.join(o.profileDir!, 'runs.json'), JSON.stringify({ serverPid: process.pid, clientPid: client.pid, windows }, null, 1));
+  log(`  est section: ${((performance.now() - s0) / 1000).toFixed(0)} s`);
+}
