@@ -8,7 +8,8 @@ import { conflict, notFound } from '../core/errors.js';
 import type { AuditEntry } from '../ca/ports.js';
 import type { EnrollmentRequest, NewEnrollmentRequest, NewSecret, RequestState, ScepTransaction, SecretRecord } from '../enrollment/ports.js';
 
-type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => Promise<pg.QueryResult<R>>;
+/** `name`: a prepared statement, parsed and planned once per connection (the per-enrollment statements). */
+type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string) => Promise<pg.QueryResult<R>>;
 
 const auditValues = (a: AuditEntry) => [a.at, a.actor, a.action, a.target, JSON.stringify(a.details ?? {})];
 
@@ -79,6 +80,7 @@ export async function usableSecrets(q: Query, deviceId: string, at: Date): Promi
       WHERE device_id = $1 AND consumed_at IS NULL AND expires_at > $2
       ORDER BY enrollment_secrets.id`,
     [deviceId, at],
+    'fleetca_usable_secrets',
   );
   return rows.map(toSecret);
 }
@@ -93,6 +95,7 @@ export async function claimSecret(q: Query, id: string, at: Date): Promise<boole
     `UPDATE enrollment_secrets SET claimed_at = $2
       WHERE id = $1 AND consumed_at IS NULL AND claimed_at IS NULL AND expires_at > $2`,
     [id, at],
+    'fleetca_claim_secret',
   );
   return rowCount === 1;
 }
@@ -109,6 +112,7 @@ export async function consumeSecret(q: Query, id: string, serial: string, at: Da
      INSERT INTO audit_log (at, actor, action, target, details)
      SELECT $4, $5, $6, $7, $8 FROM used`,
     [id, serial, at, ...auditValues(audit)],
+    'fleetca_consume_secret',
   );
 }
 
@@ -160,6 +164,7 @@ export async function latestRequest(q: Query, deviceId: string, profile: string,
       WHERE device_id = $1 AND profile = $2 AND spki_sha256 = $3
       ORDER BY (state IN ('pending', 'approved')) DESC, enrollment_requests.id DESC LIMIT 1`,
     [deviceId, profile, spkiSha256],
+    'fleetca_latest_request',
   );
   return rows[0] ? toRequest(rows[0]) : null;
 }
@@ -257,6 +262,7 @@ export async function supersede(
      )
      SELECT serial FROM upd ORDER BY serial`,
     [s.deviceId, s.profile, s.newSerial, s.at, s.revokeAt, ...auditValues(audit)],
+    'fleetca_supersede',
   );
   return rows.map((r) => r.serial);
 }
@@ -294,6 +300,7 @@ export async function getScepTransaction(q: Query, transactionId: string, signer
     `SELECT transaction_id, csr_sha256, signer_sha256, request_id::text, serial FROM scep_transactions
       WHERE transaction_id = $1 AND signer_sha256 = $2`,
     [transactionId, signerSha256],
+    'fleetca_scep_tx',
   );
   return rows[0] ? toScepTx(rows[0]) : null;
 }
@@ -306,5 +313,6 @@ export async function recordScepTransaction(q: Query, t: ScepTransaction, at: Da
        SET csr_sha256 = EXCLUDED.csr_sha256, request_id = coalesce(EXCLUDED.request_id, scep_transactions.request_id),
            serial = coalesce(EXCLUDED.serial, scep_transactions.serial), updated_at = EXCLUDED.updated_at`,
     [t.transactionId, t.signerSha256, t.csrSha256, t.requestId, t.serial, at],
+    'fleetca_record_scep_tx',
   );
 }

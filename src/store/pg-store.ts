@@ -753,10 +753,12 @@ export class PgStore implements CaStore, CrlStore, EnrollmentStore {
   }
 
   async getCertificateByFingerprint(fingerprintSha256: Buffer): Promise<CertificateRecord | null> {
-    const { rows } = await this.query<CertificateRow>(
-      `SELECT ${CERT_COLUMNS} FROM certificates c JOIN issuers i ON i.id = c.issuer_id WHERE c.fingerprint_sha256 = $1`,
-      [fingerprintSha256],
-    );
+    const { rows } = await this.query<CertificateRow>({
+      // every mTLS enrollment starts here: prepared once per connection
+      name: 'fleetca_cert_by_fingerprint',
+      text: `SELECT ${CERT_COLUMNS} FROM certificates c JOIN issuers i ON i.id = c.issuer_id WHERE c.fingerprint_sha256 = $1`,
+      values: [fingerprintSha256],
+    });
     return rows[0] ? toCertificate(rows[0]) : null;
   }
 
@@ -1025,7 +1027,8 @@ export class PgStore implements CaStore, CrlStore, EnrollmentStore {
   // ------------------------------------------------------------ helpers
 
   /** `query` with errors mapped, for the SQL modules this class delegates to. */
-  private readonly boundQuery = <R extends pg.QueryResultRow>(text: string, values?: unknown[]) => this.query<R>(text, values);
+  private readonly boundQuery = <R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string) =>
+    this.query<R>(name !== undefined ? { name, text, values: values ?? [] } : text, values);
 
   private async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
     try {

@@ -107,9 +107,10 @@ function parseBasic(header: string | undefined): PresentedCredentials['basic'] {
 /** The TLS client certificate (leaf DER) and the RFC 7030 §3.5 channel binding of the connection. */
 function tlsCredentials(req: Request): Pick<PresentedCredentials, 'clientCertDer' | 'channelBinding'> {
   const socket = req.socket as Partial<TLSSocket>;
-  if (!socket.encrypted || typeof socket.getPeerCertificate !== 'function') return {};
-  const peer = socket.getPeerCertificate();
-  const clientCertDer = peer && peer.raw && peer.raw.length > 0 ? peer.raw : undefined;
+  if (!socket.encrypted || typeof socket.getPeerX509Certificate !== 'function') return {};
+  // getPeerX509Certificate: only the leaf, without building getPeerCertificate()'s whole object
+  const peer = socket.getPeerX509Certificate?.();
+  const clientCertDer = peer ? peer.raw : undefined;
   let channelBinding: ChannelBinding | undefined;
   const protocol = socket.getProtocol?.();
   if (protocol === 'TLSv1.3') {
