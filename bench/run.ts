@@ -8,6 +8,7 @@
  *   durable issuance               the same with the PostgreSQL commit (embedded, machine's), 1/16/64 callers
  *   est                            EST simpleenroll (Basic) / simplereenroll (mTLS) over HTTPS, new TLS per
  *                                  request, 32/256 clients, beside a bare https server (bench/est.ts)
+ *   scep                           SCEP PKCSReq over keep-alive HTTP, 32 clients, beside its RSA/ECDSA crypto floor (bench/scep.ts)
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -30,6 +31,7 @@ import { makeCsrs } from './fixtures.js';
 import { MemoryStore } from './memory-store.js';
 import { floorIssue, onWorkers, rawSignLoop, type RawCsr } from './floors.js';
 import { estSection, type CpuShares } from './est.js';
+import { scepSection } from './scep.js';
 
 const args = process.argv.slice(2);
 const JSON_OUT = args.includes('--json');
@@ -129,6 +131,7 @@ async function main() {
   log(`fleetca bench: ${THREADS} cores, node ${process.version}, ${RUNS} runs each${QUICK ? ' (quick)' : ''}`);
   // the crypto floors and the CSR pool serve the core and durable sections only
   if (!ONLY || ONLY.has('core') || ONLY.has('durable')) await issuanceSections(tmp, n);
+  if (!ONLY || ONLY.has('scep')) await scepSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, record: (r) => rows.push(r) });
   if (!ONLY || ONLY.has('est')) await estSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, record: (r) => rows.push(r), ...(EST_PROFILE ? { profileDir: EST_PROFILE } : {}) });
 
   rmSync(tmp, { recursive: true, force: true });
