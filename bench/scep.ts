@@ -27,14 +27,11 @@
  * Server, its crypto workers, PostgreSQL and the client all share this machine's cores.
  */
 import crypto, { type KeyObject } from 'node:crypto';
-import { fork, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import pg from 'pg';
 import { pino } from 'pino';
 import { readEnv, type Env } from '../src/config/env.js';
 import { runCli } from '../src/cli/program.js';
@@ -53,6 +50,7 @@ import { makePkcsReq, rsaPkcs1Decrypt } from '../test/helpers/scep-vectors.js';
 import type { CpuShares, LoadRow } from './est.js';
 import type { ScepClientItem, ScepClientJob, ScepClientResult } from './scep-client.js';
 import type { ScepFloorCsr, ScepFloorJob } from './scep-floor-worker.js';
+import { ForkedLoadClient, countStatements, startProfile, ticks, postgresDelta, median, type Ticks } from './load-util.js';
 
 /** The same options as estSection's (bench/est.ts), so run.ts calls both alike. */
 export interface ScepOptions {
@@ -74,10 +72,6 @@ const PROFILE = 'camera';
 const CONCURRENCY = 32;
 const PKI_OPERATION = '/scep?operation=PKIOperation';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -191,148 +185,13 @@ function selfSigned(cn: string, key: KeyObject, spki: Buffer, now: Date): Buffer
 const transactionId = () => crypto.randomBytes(20).toString('hex').toUpperCase();
 
 // ------------------------------------------------------------------------------ CPU accounting
-// (as bench/est.ts measures its runs)
-
-/** utime + stime of a /proc stat file, in clock ticks (1/100 s on Linux); 0 when it is gone. */
-function procTicks(file: string): number {
-  try {
-    const f = readFileSync(file, 'latin1');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return 0;
-  }
-}
-
-interface Ticks {
-  machineBusy: number;
-  machineTotal: number;
-  proc: number;
-  main: number;
-  postgres: Map<number, number>;
-}
-
-function postgresDelta(a: Ticks, b: Ticks): number {
-  let sum = 0;
-  for (const [pid, t] of b.postgres) sum += t - (a.postgres.get(pid) ?? 0);
-  return sum;
-}
-
-/** CPU counters of the machine, this process and the cluster whose postmaster is `pgPid` (Linux /proc). */
-function ticks(pgPid: number | null): Ticks | null {
-  try {
-    const f = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.reduce((a, b) => a + b, 0);
-    const postgres = new Map<number, number>();
-    if (pgPid !== null) {
-      for (const d of readdirSync('/proc')) {
-        if (!/^\d+$/.test(d)) continue;
-        let stat: string;
-        try {
-          stat = readFileSync(`/proc/${d}/stat`, 'latin1');
-        } catch {
-          continue;
-        }
-        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(d) === pgPid || Number(rest[1]) === pgPid) postgres.set(Number(d), Number(rest[11]) + Number(rest[12]));
-      }
-    }
-    return { machineBusy: total - f[3]! - (f[4] ?? 0), machineTotal: total, proc: procTicks('/proc/self/stat'), main: procTicks(`/proc/self/task/${process.pid}/stat`), postgres };
-  } catch {
-    return null;
-  }
-}
-
-/** A V8 CPU profile of this thread until stop(file). */
-async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 200 });
-  await session.post('Profiler.start');
-  return {
-    async stop(file) {
-      const { profile } = await session.post('Profiler.stop');
-      mkdirSync(path.dirname(file), { recursive: true });
-      writeFileSync(file, JSON.stringify(profile));
-      session.disconnect();
-    },
-  };
-}
-
-/** Counts the statements this process sends to PostgreSQL, by their first words (diagnostic). */
-function countStatements(): { take(): Map<string, number>; restore(): void } {
-  let counts = new Map<string, number>();
-  const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
-  const original = proto.query;
-  proto.query = function (this: unknown, ...a: unknown[]) {
-    const q = a[0];
-    const text = typeof q === 'string' ? q : ((q as { text?: string } | undefined)?.text ?? '?');
-    const words = text.replace(/\s+/g, ' ').trim().slice(0, 200);
-    const m = /^(WITH \w+ AS \( )?(\w+)( \w+)?( [\w.]+)?( [\w.]+)?/i.exec(words);
-    const key = m ? m[0].slice(0, 60) : words.slice(0, 60);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-    return original.apply(this, a);
-  };
-  return {
-    take() {
-      const c = counts;
-      counts = new Map();
-      return c;
-    },
-    restore() {
-      proto.query = original;
-    },
-  };
-}
 
 // ------------------------------------------------------------------------------ load client, floor
 
-/** The load generator process, reused for every run. */
-class LoadClient {
-  private readonly proc: ChildProcess;
-  private pending: { type: string; resolve: (v: unknown) => void; reject: (e: Error) => void } | null = null;
-
+/** The SCEP load client (bench/scep-client.ts). */
+class LoadClient extends ForkedLoadClient<ScepClientJob, ScepClientResult> {
   constructor() {
-    const file = fileURLToPath(new URL('./scep-client.ts', import.meta.url));
-    this.proc = fork(file, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.proc.on('message', (m: { type: string; value?: unknown; message?: string }) => {
-      const p = this.pending;
-      this.pending = null;
-      if (!p) return;
-      if (m.type === p.type) p.resolve(m.value);
-      else p.reject(new Error(`load client: ${m.message ?? m.type}`));
-    });
-    this.proc.on('exit', (code) => {
-      this.pending?.reject(new Error(`load client exited (${code})`));
-      this.pending = null;
-    });
-  }
-
-  private call<T>(message: object, reply: string): Promise<T> {
-    if (this.pending) throw new Error('load client busy');
-    return new Promise<T>((resolve, reject) => {
-      this.pending = { type: reply, resolve: resolve as (v: unknown) => void, reject };
-      this.proc.send(message);
-    });
-  }
-
-  /** Hands the client a job: it builds its request bytes (not measured). */
-  prepare(job: ScepClientJob): Promise<void> {
-    return this.call({ type: 'prepare', job }, 'ready');
-  }
-
-  go(): Promise<ScepClientResult> {
-    return this.call({ type: 'go' }, 'result');
-  }
-
-  async run(job: ScepClientJob): Promise<ScepClientResult> {
-    await this.prepare(job);
-    return this.go();
-  }
-
-  close(): void {
-    this.proc.disconnect();
+    super(new URL('./scep-client.ts', import.meta.url));
   }
 }
 

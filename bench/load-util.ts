@@ -1,0 +1,172 @@
+/**
+ * What the load benchmarks (bench/est.ts, bench/scep.ts) share: CPU accounting from /proc, a V8
+ * profiler of the server thread, a statement counter for the pg client, and the forked load-client
+ * process they drive.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import pg from 'pg';
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** utime + stime of a /proc stat file, in clock ticks (1/100 s on Linux); 0 when it is gone. */
+export function procTicks(file: string): number {
+  try {
+    const f = readFileSync(file, 'latin1');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return 0;
+  }
+}
+
+export interface Ticks {
+  machineBusy: number;
+  machineTotal: number;
+  /** This process: all threads, and the main thread alone. */
+  proc: number;
+  main: number;
+  /** The embedded cluster: the postmaster and each of its children alive now, by pid. */
+  postgres: Map<number, number>;
+}
+
+/** PostgreSQL CPU between two snapshots: processes that started since count whole, ones that ended are lost. */
+export function postgresDelta(a: Ticks, b: Ticks): number {
+  let sum = 0;
+  for (const [pid, t] of b.postgres) sum += t - (a.postgres.get(pid) ?? 0);
+  return sum;
+}
+
+/** CPU counters of the machine, this process and the cluster whose postmaster is `pgPid` (Linux /proc). */
+export function ticks(pgPid: number | null): Ticks | null {
+  try {
+    const f = readFileSync('/proc/stat', 'latin1').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = f.reduce((a, b) => a + b, 0);
+    const postgres = new Map<number, number>();
+    if (pgPid !== null) {
+      for (const d of readdirSync('/proc')) {
+        if (!/^\d+$/.test(d)) continue;
+        let stat: string;
+        try {
+          stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+        } catch {
+          continue;
+        }
+        const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(d) === pgPid || Number(rest[1]) === pgPid) postgres.set(Number(d), Number(rest[11]) + Number(rest[12]));
+      }
+    }
+    return {
+      machineBusy: total - f[3]! - (f[4] ?? 0),
+      machineTotal: total,
+      proc: procTicks('/proc/self/stat'),
+      main: procTicks(`/proc/self/task/${process.pid}/stat`),
+      postgres,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** A V8 CPU profile of this thread until stop(file). */
+export async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/**
+ * Counts the statements this process sends to PostgreSQL, by their first words (a diagnostic of
+ * --est-profile: pg's Client.query is wrapped for the whole section).
+ */
+export function countStatements(): { take(): Map<string, number>; restore(): void } {
+  let counts = new Map<string, number>();
+  const proto = pg.Client.prototype as unknown as { query: (...a: unknown[]) => unknown };
+  const original = proto.query;
+  proto.query = function (this: unknown, ...a: unknown[]) {
+    const q = a[0];
+    const text = typeof q === 'string' ? q : ((q as { text?: string; name?: string } | undefined)?.text ?? '?');
+    const words = text.replace(/\s+/g, ' ').trim().slice(0, 200);
+    const m = /^(WITH \w+ AS \( )?(\w+)( \w+)?( [\w.]+)?( [\w.]+)?/i.exec(words);
+    const key = m ? m[0].slice(0, 60) : words.slice(0, 60);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    return original.apply(this, a);
+  };
+  return {
+    take() {
+      const c = counts;
+      counts = new Map();
+      return c;
+    },
+    restore() {
+      proto.query = original;
+    },
+  };
+}
+
+/** A load-generator process (a tsx script answering prepare/go messages), reused for every run. */
+export class ForkedLoadClient<Job, Result> {
+  private readonly proc: ChildProcess;
+  private pending: { type: string; resolve: (v: unknown) => void; reject: (e: Error) => void } | null = null;
+
+  constructor(script: URL, execArgv: string[] = []) {
+    this.proc = fork(script, [], { execArgv: ['--import', 'tsx', ...execArgv], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc.on('message', (m: { type: string; value?: unknown; message?: string }) => {
+      const p = this.pending;
+      this.pending = null;
+      if (!p) return;
+      if (m.type === p.type) p.resolve(m.value);
+      else p.reject(new Error(`load client: ${m.message ?? m.type}`));
+    });
+    this.proc.on('exit', (code) => {
+      this.pending?.reject(new Error(`load client exited (${code})`));
+      this.pending = null;
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  private call<T>(message: object, reply: string): Promise<T> {
+    if (this.pending) throw new Error('load client busy');
+    return new Promise<T>((resolve, reject) => {
+      this.pending = { type: reply, resolve: resolve as (v: unknown) => void, reject };
+      this.proc.send(message);
+    });
+  }
+
+  /** Hands the client a job: it builds its connections' contexts and request bytes (not measured). */
+  prepare(job: Job): Promise<void> {
+    return this.call({ type: 'prepare', job }, 'ready');
+  }
+
+  /** Runs the prepared job. */
+  go(): Promise<Result> {
+    return this.call({ type: 'go' }, 'result');
+  }
+
+  async run(job: Job): Promise<Result> {
+    await this.prepare(job);
+    return this.go();
+  }
+
+  close(): void {
+    this.proc.disconnect();
+  }
+}
