@@ -84,10 +84,12 @@ export class ScepRa {
     return { content, cipher: parts.cipher };
   }
 
-  /** Encrypts `content` to the requester's certificate with a fresh key (RFC 8894 §3.3.2). */
-  sealFor(recipientCertDer: Buffer, content: Buffer, cipher: ContentCipher): Buffer {
+  /**
+   * Encrypts `content` to the requester's certificate with a fresh key (RFC 8894 §3.3.2);
+   * `recipientKey` is that certificate's public key (the caller has parsed it already).
+   */
+  sealFor(recipientCertDer: Buffer, recipientKey: KeyObject, content: Buffer, cipher: ContentCipher): Buffer {
     const parts = certificateParts(recipientCertDer);
-    const recipientKey = new crypto.X509Certificate(recipientCertDer).publicKey;
     const cek = crypto.randomBytes(cipher.keyLength);
     const iv = crypto.randomBytes(cipher.ivLength);
     const c = crypto.createCipheriv(cipher.name, cek, iv);

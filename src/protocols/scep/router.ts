@@ -70,11 +70,6 @@ function failInfoFor(e: CaError): ScepFailInfo | 'pending' | 'unavailable' {
   }
 }
 
-/** Subject CN of a CSR: the device id a challengePassword is checked for. */
-function csrCommonName(csrDer: Buffer): string {
-  const cn = decodeCsr(csrDer).subject.find((a) => a.type === 'CN')?.value;
-  return cn ?? '';
-}
 
 export function createScepRouter(deps: ScepDeps): Router {
   const r = Router();
@@ -117,10 +112,10 @@ export function createScepRouter(deps: ScepDeps): Router {
       certRep(res, msg, status, { ...extra, legacy });
     const digestAllowed = msg.digestName === 'sha256' || msg.digestName === 'sha384' || msg.digestName === 'sha512' || (legacy && msg.digestName === 'sha1');
     let signatureOk: boolean;
-    let signerKeyType: string | undefined;
+    let signerKey: crypto.KeyObject | undefined;
     try {
       const signer = new crypto.X509Certificate(msg.signerCertDer);
-      signerKeyType = signer.publicKey.asymmetricKeyType;
+      signerKey = signer.publicKey;
       signatureOk = msg.digestName !== undefined && crypto.verify(msg.digestName, msg.signedAttrsDer, signer.publicKey, msg.signature);
     } catch {
       signatureOk = false;
@@ -139,10 +134,16 @@ export function createScepRouter(deps: ScepDeps): Router {
     const isCsrRequest = type === SCEP_MESSAGE_TYPE.PKCSReq || type === SCEP_MESSAGE_TYPE.RenewalReq;
     let innerOk = false;
     let deviceId = '';
+    let challenge: string | undefined;
     let target: { issuerDer: Buffer; serialHex?: string; subjectDer?: Buffer } | null = null;
     if (inner) {
       try {
-        if (isCsrRequest) deviceId = csrCommonName(inner);
+        if (isCsrRequest) {
+          // the device id a challengePassword is checked for is the CSR's CN
+          const csr = decodeCsr(inner);
+          deviceId = csr.subject.find((a) => a.type === 'CN')?.value ?? '';
+          challenge = csr.challengePassword;
+        }
         else if (type === SCEP_MESSAGE_TYPE.CertPoll) target = decodeIssuerAndSubject(inner);
         else if (type === SCEP_MESSAGE_TYPE.GetCert || type === SCEP_MESSAGE_TYPE.GetCRL) target = decodeIssuerAndSerial(inner);
         innerOk = true;
@@ -159,8 +160,8 @@ export function createScepRouter(deps: ScepDeps): Router {
     // --- the request is authentic and readable ---
     // every reply with content is sealed to the signer's key by RSA key transport (sealFor): refuse
     // another key type before anything is issued or a one-time secret is spent
-    if (signerKeyType !== 'rsa') {
-      log.warn({ status: 'FAILURE', failInfo: 'badAlg', signerKeyType }, 'scep request refused: the signer key is not RSA, so no reply can be encrypted to it');
+    if (signerKey?.asymmetricKeyType !== 'rsa') {
+      log.warn({ status: 'FAILURE', failInfo: 'badAlg', signerKeyType: signerKey?.asymmetricKeyType }, 'scep request refused: the signer key is not RSA, so no reply can be encrypted to it');
       rep('FAILURE', { failInfo: 'badAlg' });
       return;
     }
@@ -173,7 +174,7 @@ export function createScepRouter(deps: ScepDeps): Router {
       }
       const cert = result.certificate;
       log.info({ status: 'SUCCESS', serial: cert.serial, device: cert.deviceId, profile: cert.profile, actor: result.actor, superseded: result.superseded }, 'scep certificate issued');
-      rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, encodeCertsOnly([cert.der]), cipher) });
+      rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, signerKey, encodeCertsOnly([cert.der]), cipher) });
     };
     const txs = deps.enrollment.scepTransactions;
     try {
@@ -195,7 +196,6 @@ export function createScepRouter(deps: ScepDeps): Router {
             if (result.kind === 'issued') await txs.recordScepTransaction({ ...tx, serial: result.certificate.serial }, deps.now());
             return reply(result);
           }
-          const challenge = decodeCsr(csrDer).challengePassword;
           let operation: EnrollOperation;
           let credentials: PresentedCredentials;
           if (type === SCEP_MESSAGE_TYPE.RenewalReq) {
@@ -250,7 +250,7 @@ export function createScepRouter(deps: ScepDeps): Router {
             content = encodeCrlsOnly([crl]);
           }
           log.info({ status: 'SUCCESS', serial: c.serial }, type === SCEP_MESSAGE_TYPE.GetCert ? 'scep GetCert' : 'scep GetCRL');
-          rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, content, cipher) });
+          rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, signerKey, content, cipher) });
           return;
         }
         default:
