@@ -183,9 +183,9 @@ export class EnrollmentService {
     const spkiHash = spkiSha256(csr.spkiDer);
     let approvedRequest: string | null = null;
     if (profile.approval.required) {
-      const pending = await this.approval(profile, cred, csr, spkiHash, input.via, now);
-      if (pending) return pending;
-      approvedRequest = (await this.deps.store.latestRequest(cred.deviceId, profile.name, spkiHash))!.id;
+      const decision = await this.approval(profile, cred, csr, spkiHash, input.via, now);
+      if (decision.kind === 'pending') return decision;
+      approvedRequest = decision.requestId;
     }
 
     // a one-time secret is claimed before issuing: of two concurrent uses exactly one gets here
@@ -446,7 +446,7 @@ export class EnrollmentService {
     }
   }
 
-  /** Approval queue: null when an administrator approved this device's request for this key. */
+  /** Approval queue: the approved request of this device for this key, or the pending answer. */
   private async approval(
     profile: Profile,
     cred: Credential,
@@ -454,10 +454,10 @@ export class EnrollmentService {
     spkiHash: Buffer,
     via: string,
     now: Date,
-  ): Promise<EnrollResult | null> {
+  ): Promise<Extract<EnrollResult, { kind: 'pending' }> | { kind: 'approved'; requestId: string }> {
     const retryAfterSeconds = this.deps.config.settings.enrollment.pendingRetryAfter;
     const latest = await this.deps.store.latestRequest(cred.deviceId, profile.name, spkiHash);
-    if (latest?.state === 'approved') return null;
+    if (latest?.state === 'approved') return { kind: 'approved', requestId: latest.id };
     if (latest?.state === 'rejected') throw forbidden(`enrollment request ${latest.id} was rejected${latest.reason ? `: ${latest.reason}` : ''}`);
     if (latest?.state === 'pending') return { kind: 'pending', requestId: latest.id, retryAfterSeconds, actor: cred.actor };
     const r = await this.deps.store.openRequest(
@@ -474,7 +474,7 @@ export class EnrollmentService {
       },
       this.audit('request.queued', cred.deviceId, cred.actor, { profile: profile.name, via }),
     );
-    if (r.state === 'approved') return null;
+    if (r.state === 'approved') return { kind: 'approved', requestId: r.id };
     return { kind: 'pending', requestId: r.id, retryAfterSeconds, actor: cred.actor };
   }
 
