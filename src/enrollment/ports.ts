@@ -101,7 +101,7 @@ export interface SupersedeStore {
 /** A SCEP transaction (RFC 8894 §3.2.1.1) and what it led to. */
 export interface ScepTransaction {
   transactionId: string;
-  /** SHA-256 of the signer certificate's DER. */
+  /** SHA-256 of the signer certificate's issuer Name DER followed by its SubjectPublicKeyInfo DER. */
   signerSha256: Buffer;
   csrSha256: Buffer;
   requestId: string | null;

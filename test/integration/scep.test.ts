@@ -345,7 +345,10 @@ describe('strongSwan pki', () => {
     const first = requester('scep-once');
     const enrolled = pkiScep(first.keyFile, 'CN=scep-once', ['--password', secret.get('scep-once')!]);
     expect(enrolled.code, enrolled.stderr).toBe(0);
-    // same key, DN and challenge: the same CSR and transactionID (RFC 8894 §3.2.1.1), answered again
+    // same key, DN and challenge: the same CSR and transactionID (RFC 8894 §3.2.1.1), answered again.
+    // pki signs with a fresh self-signed certificate on every run (its validity starts at the current
+    // second): wait for the next second so the resend's signer certificate really differs
+    await new Promise((r) => setTimeout(r, 1100));
     const resent = pkiScep(first.keyFile, 'CN=scep-once', ['--password', secret.get('scep-once')!]);
     expect(resent.code, resent.stderr).toBe(0);
     expect(serialOf(resent.stdout)).toBe(serialOf(enrolled.stdout));

@@ -165,7 +165,11 @@ export function createScepRouter(deps: ScepDeps): Router {
       rep('FAILURE', { failInfo: 'badAlg' });
       return;
     }
-    const signerSha = crypto.createHash('sha256').update(msg.signerCertDer).digest();
+    // the signer as a transaction remembers it: its issuer and public key, not the certificate's
+    // bytes (strongSwan makes a new self-signed certificate for the same key on every run), and not
+    // the key alone (a same-key renewal signed by the issued certificate is another transaction)
+    const signerParts = certificateParts(msg.signerCertDer);
+    const signerSha = crypto.createHash('sha256').update(signerParts.issuerDer).update(signerParts.spkiDer).digest();
     const reply = (result: EnrollResult) => {
       if (result.kind === 'pending') {
         log.info({ status: 'PENDING', request: result.requestId, actor: result.actor }, 'scep enrollment waits for approval');
