@@ -16,21 +16,17 @@
  * Server, its crypto workers, PostgreSQL and the client all share this machine's cores.
  */
 import crypto from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { pino } from 'pino';
-import { readEnv, type Env } from '../src/config/env.js';
-import { runCli } from '../src/cli/program.js';
-import { openRuntime, type Runtime } from '../src/main/runtime.js';
-import { startServer, tlsOptions } from '../src/main/server.js';
+import { tlsOptions } from '../src/main/server.js';
 import { createEnrollmentSecrets } from '../src/enrollment/secret-issuer.js';
 import { contextTag, encodeBitString, encodeInteger, encodeOid, encodeSequence, encodeTlv } from '../src/pki/der.js';
 import { encodeName } from '../src/pki/names.js';
 import { pemEncode } from '../src/pki/pem.js';
 import type { ClientItem, ClientJob, ClientResult } from './est-client.js';
-import { ForkedLoadClient, countStatements, startProfile, ticks, postgresDelta, median } from './load-util.js';
+import { ForkedLoadClient, countStatements, startProfile, ticks, postgresDelta, median , withServedCa, type ServedCa } from './load-util.js';
 
 export interface LoadRow {
   name: string;
@@ -107,49 +103,12 @@ class LoadClient extends ForkedLoadClient<ClientJob, ClientResult> {
 }
 
 export async function estSection(o: EstOptions): Promise<void> {
-  const { log } = o;
-  const s0 = performance.now();
-  const dataDir = path.join(o.tmp, 'est-data');
-  // the server logs at the default level (info), as `fleetca serve` does, into /dev/null
-  const logger = pino({ level: 'info', base: { svc: 'fleetca' } }, pino.destination({ dest: '/dev/null', sync: true }));
-  const env: Env = { ...readEnv(), dataDir, databaseUrl: undefined, keyPassphrase: 'bench-passphrase', logLevel: 'info', fault: undefined };
-
-  // `fleetca init`, through the CLI's own action
-  const code = await runCli(
-    {
-      env,
-      out: () => undefined,
-      err: (s) => log(`  ${s.trim()}`),
-      open: (x) => openRuntime({ env, dataDir: x.dataDir, log: logger, ...(x.loadIssuers === false ? { loadIssuers: false } : {}) }),
-      serve: () => Promise.reject(new Error('not in the bench')),
-    },
-    ['init', '--data-dir', dataDir],
-  );
-  if (code !== 0) throw new Error(`fleetca init exited ${code}`);
-
-  // what `fleetca serve` opens
-  const rt: Runtime = await openRuntime({ env, dataDir, workers: true, poolSize: 16, log: logger });
-  const cleanup: Array<() => Promise<void> | void> = [() => rt.close()];
-  try {
-    await measureAll(o, rt, dataDir, cleanup, s0);
-  } finally {
-    // in reverse: the client, the floor, the server, then the runtime (and its PostgreSQL)
-    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch((e: unknown) => log(`  cleanup: ${(e as Error).message}`));
-  }
+  await withServedCa(o, 'est-data', (ca) => measureAll(o, ca));
 }
 
-async function measureAll(o: EstOptions, rt: Runtime, dataDir: string, cleanup: Array<() => Promise<void> | void>, s0: number): Promise<void> {
+async function measureAll(o: EstOptions, { rt, server, pgPid, cleanup, s0 }: ServedCa): Promise<void> {
   const { log } = o;
-  const server = await startServer(rt, { host: '127.0.0.1', httpPort: 0, httpsPort: 0 });
-  cleanup.push(() => server.close());
   const fleetcaPort = Number(new URL(server.httpsUrl).port);
-  let pgPid: number | null = null;
-  try {
-    pgPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'latin1').split('\n')[0]);
-  } catch {
-    log('  (no postmaster.pid: PostgreSQL CPU is not measured)');
-  }
-  log(`  fleetca init + serve: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
   // the floor: fleetca's TLS options, the request body read, a fixed answer of the size of fleetca's
   // (a base64 certs-only PKCS#7; set from the warm-up's answers)
   let floorBody = Buffer.alloc(700, 'A');

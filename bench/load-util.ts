@@ -1,13 +1,18 @@
 /**
  * What the load benchmarks (bench/est.ts, bench/scep.ts) share: CPU accounting from /proc, a V8
  * profiler of the server thread, a statement counter for the pg client, and the forked load-client
- * process they drive.
+ * process they drive, and the served CA each section measures.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { pino } from 'pino';
+import { readEnv, type Env } from '../src/config/env.js';
+import { runCli } from '../src/cli/program.js';
+import { openRuntime, type Runtime } from '../src/main/runtime.js';
+import { startServer, type RunningServer } from '../src/main/server.js';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -168,5 +173,57 @@ export class ForkedLoadClient<Job, Result> {
 
   close(): void {
     this.proc.disconnect();
+  }
+}
+
+/** A CA initialised and served the way `fleetca init` + `fleetca serve` do it, for one bench section. */
+export interface ServedCa {
+  rt: Runtime;
+  server: RunningServer;
+  /** The embedded cluster's postmaster, for PostgreSQL CPU accounting (null: not measured). */
+  pgPid: number | null;
+  /** Run in reverse order when the section ends (the section adds its client, floor, …). */
+  cleanup: Array<() => Promise<void> | void>;
+  /** When the section started (performance.now()). */
+  s0: number;
+}
+
+/**
+ * Initialises a CA in `tmp/<name>` through the CLI's own `init` action, opens it as `fleetca serve`
+ * does (logging at info into /dev/null), starts both listeners on free ports, runs `fn`, then
+ * cleans up in reverse: what `fn` registered, the server, the runtime and its PostgreSQL.
+ */
+export async function withServedCa(o: { tmp: string; log: (s: string) => void }, name: string, fn: (ca: ServedCa) => Promise<void>): Promise<void> {
+  const { log } = o;
+  const s0 = performance.now();
+  const dataDir = path.join(o.tmp, name);
+  const logger = pino({ level: 'info', base: { svc: 'fleetca' } }, pino.destination({ dest: '/dev/null', sync: true }));
+  const env: Env = { ...readEnv(), dataDir, databaseUrl: undefined, keyPassphrase: 'bench-passphrase', logLevel: 'info', fault: undefined };
+  const code = await runCli(
+    {
+      env,
+      out: () => undefined,
+      err: (s) => log(`  ${s.trim()}`),
+      open: (x) => openRuntime({ env, dataDir: x.dataDir, log: logger, ...(x.loadIssuers === false ? { loadIssuers: false } : {}) }),
+      serve: () => Promise.reject(new Error('not in the bench')),
+    },
+    ['init', '--data-dir', dataDir],
+  );
+  if (code !== 0) throw new Error(`fleetca init exited ${code}`);
+  const rt = await openRuntime({ env, dataDir, workers: true, poolSize: 16, log: logger });
+  const cleanup: Array<() => Promise<void> | void> = [() => rt.close()];
+  try {
+    const server = await startServer(rt, { host: '127.0.0.1', httpPort: 0, httpsPort: 0 });
+    cleanup.push(() => server.close());
+    let pgPid: number | null = null;
+    try {
+      pgPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'latin1').split('\n')[0]);
+    } catch {
+      log('  (no postmaster.pid: PostgreSQL CPU is not measured)');
+    }
+    log(`  fleetca init + serve: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
+    await fn({ rt, server, pgPid, cleanup, s0 });
+  } finally {
+    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch((e: unknown) => log(`  cleanup: ${(e as Error).message}`));
   }
 }

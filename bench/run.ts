@@ -30,7 +30,8 @@ import { defaultMigrationsDir, runMigrations } from '../src/store/migrate.js';
 import { makeCsrs } from './fixtures.js';
 import { MemoryStore } from './memory-store.js';
 import { floorIssue, onWorkers, rawSignLoop, type RawCsr } from './floors.js';
-import { estSection, type CpuShares } from './est.js';
+import { estSection, type CpuShares, type LoadRow } from './est.js';
+import { median } from './load-util.js';
 import { scepSection } from './scep.js';
 
 const args = process.argv.slice(2);
@@ -48,27 +49,12 @@ const EST_PROFILE = profArg ? path.resolve(profArg.slice(14)) : undefined;
 const THREADS = os.availableParallelism();
 const config = loadConfig(path.resolve('ca-config'));
 
-interface Row {
-  name: string;
-  unit: string;
-  median: number;
-  runs: number[];
-  floor?: string;
-  ratio?: number;
-  /** Load rows (est): median p50 / p99 latency and where the CPU went (shares of all cores). */
-  p50Ms?: number;
-  p99Ms?: number;
-  errors?: number;
-  cpu?: CpuShares;
-}
+/** A table row: every figure has a name, runs and median; load rows (est, scep) add latency and CPU shares. */
+type Row = Pick<LoadRow, 'name' | 'unit' | 'median' | 'runs' | 'floor' | 'ratio'> & Partial<Pick<LoadRow, 'p50Ms' | 'p99Ms' | 'errors' | 'cpu'>>;
 const rows: Row[] = [];
 const floors = new Map<string, number>();
 const log = (s: string) => process.stderr.write(s + '\n');
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 async function measure(name: string, fn: () => Promise<number> | number, floorName?: string): Promise<number> {
   const runs: number[] = [];

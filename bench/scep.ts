@@ -27,16 +27,11 @@
  * Server, its crypto workers, PostgreSQL and the client all share this machine's cores.
  */
 import crypto, { type KeyObject } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { pino } from 'pino';
-import { readEnv, type Env } from '../src/config/env.js';
-import { runCli } from '../src/cli/program.js';
-import { openRuntime, type Runtime } from '../src/main/runtime.js';
-import { startServer } from '../src/main/server.js';
 import { SERVICE_KEYS } from '../src/ca/bootstrap.js';
 import { createEnrollmentSecrets } from '../src/enrollment/secret-issuer.js';
 import { contextTag, encodeBitString, encodeExplicit, encodeInteger, encodeNull, encodeOid, encodeSequence, encodeSetOf, encodeTlv, encodeUtcTime, encodeUtf8String } from '../src/pki/der.js';
@@ -50,7 +45,7 @@ import { makePkcsReq, rsaPkcs1Decrypt } from '../test/helpers/scep-vectors.js';
 import type { CpuShares, LoadRow } from './est.js';
 import type { ScepClientItem, ScepClientJob, ScepClientResult } from './scep-client.js';
 import type { ScepFloorCsr, ScepFloorJob } from './scep-floor-worker.js';
-import { ForkedLoadClient, countStatements, startProfile, ticks, postgresDelta, median, type Ticks } from './load-util.js';
+import { ForkedLoadClient, countStatements, startProfile, ticks, postgresDelta, median, type Ticks , withServedCa, type ServedCa } from './load-util.js';
 
 /** The same options as estSection's (bench/est.ts), so run.ts calls both alike. */
 export interface ScepOptions {
@@ -226,49 +221,12 @@ async function floorOnWorkers(threads: number, perThread: number, base: Omit<Sce
 // ------------------------------------------------------------------------------ the section
 
 export async function scepSection(o: ScepOptions): Promise<void> {
-  const { log } = o;
-  const s0 = performance.now();
-  const dataDir = path.join(o.tmp, 'scep-data');
-  // the server logs at the default level (info), as `fleetca serve` does, into /dev/null
-  const logger = pino({ level: 'info', base: { svc: 'fleetca' } }, pino.destination({ dest: '/dev/null', sync: true }));
-  const env: Env = { ...readEnv(), dataDir, databaseUrl: undefined, keyPassphrase: 'bench-passphrase', logLevel: 'info', fault: undefined };
-
-  // `fleetca init`, through the CLI's own action
-  const code = await runCli(
-    {
-      env,
-      out: () => undefined,
-      err: (s) => log(`  ${s.trim()}`),
-      open: (x) => openRuntime({ env, dataDir: x.dataDir, log: logger, ...(x.loadIssuers === false ? { loadIssuers: false } : {}) }),
-      serve: () => Promise.reject(new Error('not in the bench')),
-    },
-    ['init', '--data-dir', dataDir],
-  );
-  if (code !== 0) throw new Error(`fleetca init exited ${code}`);
-
-  // what `fleetca serve` opens
-  const rt: Runtime = await openRuntime({ env, dataDir, workers: true, poolSize: 16, log: logger });
-  const cleanup: Array<() => Promise<void> | void> = [() => rt.close()];
-  try {
-    await measureAll(o, rt, dataDir, cleanup, s0);
-  } finally {
-    // in reverse: the client, the server, then the runtime (and its PostgreSQL)
-    for (const f of cleanup.reverse()) await Promise.resolve(f()).catch((e: unknown) => log(`  cleanup: ${(e as Error).message}`));
-  }
+  await withServedCa(o, 'scep-data', (ca) => measureAll(o, ca));
 }
 
-async function measureAll(o: ScepOptions, rt: Runtime, dataDir: string, cleanup: Array<() => Promise<void> | void>, s0: number): Promise<void> {
+async function measureAll(o: ScepOptions, { rt, server, pgPid, cleanup, s0 }: ServedCa): Promise<void> {
   const { log } = o;
-  const server = await startServer(rt, { host: '127.0.0.1', httpPort: 0, httpsPort: 0 });
-  cleanup.push(() => server.close());
   const port = Number(new URL(server.httpUrl).port);
-  let pgPid: number | null = null;
-  try {
-    pgPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'latin1').split('\n')[0]);
-  } catch {
-    log('  (no postmaster.pid: PostgreSQL CPU is not measured)');
-  }
-  log(`  fleetca init + serve: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
   const raCertDer = pemDecodeAll(rt.dataDir.readCert(SERVICE_KEYS.scepRa))[0]!.der;
   const raPub = new crypto.X509Certificate(raCertDer).publicKey;
   const client = new LoadClient();
