@@ -7,6 +7,7 @@ import type {
   AuditEntry,
   CaStore,
   CertificateRecord,
+  CrlBuildSession,
   CrlRecord,
   CrlStore,
   DeviceRecord,
@@ -66,6 +67,15 @@ export class MemoryStore implements CaStore, CrlStore {
   async revoke(): Promise<CertificateRecord> {
     throw new Error('not in the benchmark');
   }
+  async release(): Promise<CertificateRecord> {
+    throw new Error('not in the benchmark');
+  }
+  async revokeDevice(): Promise<CertificateRecord[]> {
+    throw new Error('not in the benchmark');
+  }
+  async releaseDevice(): Promise<CertificateRecord[]> {
+    throw new Error('not in the benchmark');
+  }
   async addDevice(d: NewDevice, at: Date): Promise<DeviceRecord> {
     const rec: DeviceRecord = {
       id: d.id,
@@ -112,6 +122,20 @@ export class MemoryStore implements CaStore, CrlStore {
   }
   async listRevoked(): Promise<RevokedEntry[]> {
     return [];
+  }
+  async missingCrlEntries(): Promise<Array<RevokedEntry & { issuerId: number }>> {
+    return [];
+  }
+  async setCrlEntries(): Promise<void> {}
+  /** init signs each CA's first CRL: nothing is revoked in this store. */
+  async crlBuild<T>(_issuerId: number, fn: (s: CrlBuildSession) => Promise<T>): Promise<T | null> {
+    return fn({
+      nextNumber: async () => ++this.crlNumber,
+      entryPages: async function* () {},
+      latestBase: async () => null,
+      changesSince: async () => [],
+      save: async () => {},
+    });
   }
   async close(): Promise<void> {}
 }

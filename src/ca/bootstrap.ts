@@ -24,7 +24,7 @@ import type { CryptoEngine } from '../signing/crypto-pool.js';
 import type { KeyStore } from '../signing/key-store.js';
 import { CertificateAuthority, type IssuedCertificate } from './issuance.js';
 import { buildIssuerRuntime, type IssuerRuntime } from './issuers.js';
-import { publishFullCrl } from './crl.js';
+import { crlSettingsOf, publishCrls } from './crl.js';
 import type { CaStore, CrlStore, IssuerRecord } from './ports.js';
 
 export interface BootstrapDeps {
@@ -199,7 +199,7 @@ export async function initHierarchy(deps: BootstrapDeps): Promise<BootstrapResul
 
   // ---- every CA's first CRL
   for (const issuer of issuers.values()) {
-    await publishFullCrl({ store, clock, nextUpdateMs: config.settings.crl.nextUpdate }, issuer, ACTOR);
+    await publishCrls({ store, clock, settings: crlSettingsOf(config) }, issuer, { base: true, actor: ACTOR });
   }
   return { issuers, services };
 }

@@ -42,6 +42,8 @@ import { extractTbs } from '../pki/cert-parts.js';
 import type { CryptoEngine } from '../signing/crypto-pool.js';
 import type { IssuerRuntime } from './issuers.js';
 import { runLints, type CertificateDraft } from './lints.js';
+import { shardCrlUrl } from './urls.js';
+import { assertRevocationInput, crlEntryOf } from './revocation.js';
 import { evaluatePolicy, keyUsageFor, type KeyFamily, type PolicyDecision } from './policy.js';
 import type {
   AuditEntry,
@@ -136,7 +138,8 @@ function rulesOf(profile: Profile): PipelineRules {
 interface PipelineInput {
   issuer: IssuerRuntime;
   profile: PipelineRules;
-  template: CertTemplate;
+  /** The template for the CRL shard the certificate's CDP names (null: the full CRL). */
+  template: (crlShard: number | null) => CertTemplate;
   subject: RdnAttribute[];
   sans: SanEntry[];
   spkiDer: Buffer;
@@ -187,8 +190,8 @@ export class CertificateAuthority {
     return issuer;
   }
 
-  private templateFor(issuer: IssuerRuntime, profile: Profile, family: KeyFamily): CertTemplate {
-    const key = `${issuer.record.name}|${profile.name}|${family}`;
+  private templateFor(issuer: IssuerRuntime, profile: Profile, family: KeyFamily, crlShard: number | null): CertTemplate {
+    const key = `${issuer.record.name}|${profile.name}|${family}|${crlShard ?? ''}`;
     let t = this.templates.get(key);
     if (!t) {
       t = compileCertTemplate({
@@ -198,7 +201,7 @@ export class CertificateAuthority {
         basicConstraints: { ca: false },
         keyUsage: keyUsageFor(profile.keyUsage, family) as KeyUsageName[],
         extendedKeyUsage: profile.extendedKeyUsage.length ? [...profile.extendedKeyUsage] : undefined,
-        crlDistributionPoint: issuer.urls.crl,
+        crlDistributionPoint: crlShard === null ? issuer.urls.crl : shardCrlUrl(issuer.urls, crlShard),
         // an ocsp-nocheck responder certificate is never checked by OCSP: no OCSP URL in it
         ocspUrl: profile.ocspNoCheck ? undefined : issuer.urls.ocsp,
         caIssuersUrl: issuer.urls.caIssuers,
@@ -260,7 +263,7 @@ export class CertificateAuthority {
       ...p,
       issuer,
       profile: rulesOf(profile),
-      template: this.templateFor(issuer, profile, decision.keyFamily),
+      template: (shard) => this.templateFor(issuer, profile, decision.keyFamily, shard),
       subject: decision.subject,
       sans: decision.sans,
       keyUsage: keyUsageFor(profile.keyUsage, decision.keyFamily),
@@ -329,7 +332,7 @@ export class CertificateAuthority {
       {
         issuer: parent,
         profile: { name: `ca:${req.parentName}`, validity: req.validityMs, backdate: 0, extendedKeyUsage: [], ocspNoCheck: false, lintDisable: [] },
-        template,
+        template: () => template,
         subject: req.subject,
         sans: [],
         spkiDer: req.spkiDer,
@@ -390,6 +393,8 @@ export class CertificateAuthority {
     let serial: Buffer;
     let serialHex: string;
     let tbs: Buffer;
+    let crlShard: number | null;
+    const shards = isCa ? 1 : this.deps.config.settings.crl.shards;
     for (let attempt = 0; ; attempt++) {
       serial = generateSerial(this.random);
       serialHex = serialToHex(serial);
@@ -412,7 +417,9 @@ export class CertificateAuthority {
       };
       const problems = runLints(draft, profile.lintDisable);
       if (problems.length) throw policyRejected(`pre-issuance lint failed: ${problems.join('; ')}`);
-      tbs = buildTbsCertificate(p.template, { serial, notBefore, notAfter, subjectDer, spkiDer: p.spkiDer, san: p.sans });
+      // RFC 5280 §5.2.5 partitioned CRLs: the shard follows from the serial and is fixed from here on
+      crlShard = shards > 1 ? (serial.readUInt16BE(serial.length - 2) % shards) + 1 : null;
+      tbs = buildTbsCertificate(p.template(crlShard), { serial, notBefore, notAfter, subjectDer, spkiDer: p.spkiDer, san: p.sans });
       const recorded = await store.recordIntent(
         {
           serial: serialHex,
@@ -458,6 +465,7 @@ export class CertificateAuthority {
         notAfter,
         der,
         popMethod: p.popMethod,
+        crlShard,
       },
       this.audit('certificate.issued', serialHex, p.actor, { issuer: issuer.record.name, profile: profile.name, device: p.deviceId, via: p.via }),
     );
@@ -491,10 +499,28 @@ export class CertificateAuthority {
     return pending.length;
   }
 
-  /** Revokes (or, with certificateHold, quarantines) one certificate. */
+  /** Revokes (or, with certificateHold, quarantines) one certificate. Rules: ca/revocation.ts. */
   async revoke(serial: string, reason: RevocationReason, actor: string, invalidityDate?: Date): Promise<CertificateRecord> {
-    if (reason === 'removeFromCRL') throw policyRejected('removeFromCRL is not a revocation reason; use release');
-    return this.deps.store.revoke({ serial, reason, at: this.deps.clock.now(), invalidityDate: invalidityDate ?? null, actor });
+    const at = this.deps.clock.now();
+    assertRevocationInput(reason, invalidityDate, at);
+    return this.deps.store.revoke({ serial, reason, at, invalidityDate: invalidityDate ?? null, actor, crlEntry: crlEntryOf });
+  }
+
+  /** Releases a hold. */
+  async release(serial: string, actor: string): Promise<CertificateRecord> {
+    return this.deps.store.release({ serial, at: this.deps.clock.now(), actor });
+  }
+
+  /** Revokes or holds every live certificate of a device; returns those it changed. */
+  async revokeDevice(deviceId: string, reason: RevocationReason, actor: string, invalidityDate?: Date): Promise<CertificateRecord[]> {
+    const at = this.deps.clock.now();
+    assertRevocationInput(reason, invalidityDate, at);
+    return this.deps.store.revokeDevice({ deviceId, reason, at, invalidityDate: invalidityDate ?? null, actor, crlEntry: crlEntryOf });
+  }
+
+  /** Releases every held live certificate of a device. */
+  async releaseDevice(deviceId: string, actor: string): Promise<CertificateRecord[]> {
+    return this.deps.store.releaseDevice({ deviceId, at: this.deps.clock.now(), actor });
   }
 }
 

@@ -103,6 +103,8 @@ export interface NewCertificate {
   der: Buffer;
   /** How the key's possession was established: 'csr' (signature checked), 'factory', 'server'. */
   popMethod: 'csr' | 'factory' | 'server' | 'ca';
+  /** The CRL shard (1..N) its CDP names when CRLs are partitioned; absent/null: the full CRL. */
+  crlShard?: number | null;
 }
 
 export interface CertificateRecord extends NewCertificate {
@@ -143,6 +145,19 @@ export interface RevocationInput {
   reason: RevocationReason;
   at: Date;
   invalidityDate?: Date | null;
+  actor: string;
+  /**
+   * The CRL entry (RFC 5280 §5.1.2.6) of the certificate in its new state, encoded by the core
+   * from the values the store settles (the revocation date is kept when a hold becomes a
+   * revocation). Stored with the row so that CRLs are built by concatenation.
+   */
+  crlEntry: (e: { serial: string; revokedAt: Date; reason: RevocationReason; invalidityDate: Date | null }) => Buffer;
+}
+
+/** Revoke, hold or release every live (unexpired) certificate of a device. */
+export interface DeviceStatusInput {
+  deviceId: string;
+  at: Date;
   actor: string;
 }
 
@@ -197,6 +212,15 @@ export interface RevocationStore {
    * Revoking a held certificate replaces the hold reason.
    */
   revoke(input: RevocationInput): Promise<CertificateRecord>;
+  /** Releases a hold (recorded as removeFromCRL). Not on hold → conflict; unknown → notFound. */
+  release(input: { serial: string; at: Date; actor: string }): Promise<CertificateRecord>;
+  /**
+   * The same for every unexpired certificate of a device, in one transaction: revoke takes valid
+   * and held ones, hold takes valid ones, release takes held ones. Returns the changed
+   * certificates (none is not an error); unknown device → notFound.
+   */
+  revokeDevice(input: DeviceStatusInput & Omit<RevocationInput, 'serial' | 'at' | 'actor'>): Promise<CertificateRecord[]>;
+  releaseDevice(input: DeviceStatusInput): Promise<CertificateRecord[]>;
 }
 
 export interface DeviceStore {
@@ -246,6 +270,36 @@ export interface RevokedEntry {
   invalidityDate: Date | null;
 }
 
+/** A status change since a base CRL, for a delta CRL (RFC 5280 §5.2.4). */
+export interface StatusChange {
+  serial: string;
+  status: CertificateStatus;
+  /** The stored entry when revoked or held; null when released (the delta lists removeFromCRL). */
+  crlEntry: Buffer | null;
+  /** When the last change happened (the removeFromCRL entry's revocationDate). */
+  changedAt: Date;
+}
+
+/**
+ * One CRL build for one issuer: a consistent snapshot of its revoked and held certificates, under a
+ * lock that keeps every other process from building for that issuer at the same time.
+ */
+export interface CrlBuildSession {
+  /** The next CRL number of the issuer (never reused; shared by full and delta CRLs). */
+  nextNumber(): Promise<bigint>;
+  /**
+   * The stored entries of certificates revoked or held and not expired before `listedAfter`, in
+   * serial order, as pages of concatenated DER; `shard` narrows to the certificates whose CDP
+   * names that shard.
+   */
+  entryPages(opts: { listedAfter: Date; shard?: number }): AsyncIterable<{ der: Buffer; count: number }>;
+  /** The newest base CRL of the issuer. */
+  latestBase(): Promise<{ number: bigint; thisUpdate: Date } | null>;
+  /** Certificates whose status changed at or after `since` and that expire at or after `listedAfter`. */
+  changesSince(since: Date, listedAfter: Date): Promise<StatusChange[]>;
+  save(crl: CrlRecord & { base: boolean; baseNumber: bigint | null; entries: number }): Promise<void>;
+}
+
 export interface CrlStore {
   /** Allocates the next CRL number for an issuer; never returns the same number twice. */
   nextCrlNumber(issuerId: number): Promise<bigint>;
@@ -253,4 +307,52 @@ export interface CrlStore {
   latestCrl(issuerName: string, kind: 'full' | 'delta', shard?: number): Promise<CrlRecord | null>;
   /** Revoked or held certificates of an issuer that have not expired before `at`. */
   listRevoked(issuerId: number, at: Date): Promise<RevokedEntry[]>;
+  /** Revoked or held rows that have no stored CRL entry yet (revoked before migration 0005). */
+  missingCrlEntries(limit: number): Promise<Array<RevokedEntry & { issuerId: number }>>;
+  setCrlEntries(entries: Array<{ serial: string; der: Buffer }>): Promise<void>;
+  /**
+   * Runs `fn` in a CRL build session for the issuer; resolves null without running it when another
+   * process holds the issuer's build lock (it will publish; the caller may retry later).
+   */
+  crlBuild<T>(issuerId: number, fn: (s: CrlBuildSession) => Promise<T>): Promise<T | null>;
+}
+
+// ---------------------------------------------------------------- OCSP
+
+/** What the OCSP responder needs to know about one certificate. */
+export interface OcspCertState {
+  serial: string;
+  issuerId: number;
+  status: CertificateStatus;
+  revokedAt: Date | null;
+  reason: RevocationReason | null;
+  notAfter: Date;
+  /** The stored pre-signed response (SHA-1 CertID), when there is one. */
+  stored: { der: Buffer; thisUpdate: Date; nextUpdate: Date } | null;
+}
+
+/** A pre-signed response to store, valid only if the certificate still has the status it states. */
+export interface OcspResponseRow {
+  serial: string;
+  status: CertificateStatus;
+  reason: RevocationReason | null;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  der: Buffer;
+}
+
+export interface OcspStore {
+  /** Certificates by serial (unknown serials are simply absent). */
+  ocspStates(serials: string[]): Promise<OcspCertState[]>;
+  /**
+   * Stores responses; a row whose certificate changed status meanwhile is skipped (a status change
+   * in flight is waited for), so a stored response never contradicts the certificate. Returns how
+   * many were stored.
+   */
+  saveOcspResponses(rows: OcspResponseRow[]): Promise<number>;
+  /**
+   * Unexpired certificates of an issuer, serial > `after`, whose stored response is missing or
+   * has nextUpdate before `refreshBefore`; at most `limit`, in serial order.
+   */
+  ocspDue(issuerId: number, now: Date, refreshBefore: Date, after: string, limit: number): Promise<OcspCertState[]>;
 }

@@ -32,3 +32,8 @@ export function issuerUrls(base: string, issuerName: string): IssuerUrls {
     caIssuers: `${b}/ca/${issuerName}.crt`,
   };
 }
+
+/** The URL of CRL shard `n` (1-based) of an issuer: `<base>/crl/<issuer>-<n>.crl`. */
+export function shardCrlUrl(urls: IssuerUrls, n: number): string {
+  return urls.crl.replace(/\.crl$/, `-${n}.crl`);
+}

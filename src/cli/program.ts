@@ -18,7 +18,7 @@ import { pemEncode, decodeCsrInput } from '../pki/pem.js';
 import type { CryptoEngine } from '../signing/crypto-pool.js';
 import type { KeyStore } from '../signing/key-store.js';
 import { initHierarchy } from '../ca/bootstrap.js';
-import { publishFullCrl } from '../ca/crl.js';
+import { crlSettingsOf, publishCrls } from '../ca/crl.js';
 import { normalizeBaseUrl } from '../ca/urls.js';
 import { normalizeMac } from '../ca/policy.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
@@ -382,25 +382,68 @@ export function buildProgram(host: CliHost): Command {
       })();
     });
 
-  program
-    .command('revoke <serial>')
-    .description('revoke a certificate (serial in hex, as `openssl x509 -serial` prints it)')
-    .addOption(dataDirOpt())
+  /** SERIAL xor --device ID, for revoke/hold/release. */
+  const target = (serialText: string | undefined, device: string | undefined): { serial: string } | { device: string } => {
+    if ((serialText === undefined) === (device === undefined)) throw badRequest('give a serial or --device ID (one of them)');
+    if (device !== undefined) {
+      if (!DEVICE_ID_RE.test(device)) throw badRequest(`"${device}" is not a device id`);
+      return { device };
+    }
+    const serial = normalizeSerial(serialText!);
+    if (!serial) throw badRequest(`"${serialText}" is not a serial number in hex`);
+    return { serial };
+  };
+  const report = (verb: string, changed: CertificateRecord[], json: boolean | undefined, what: string) => {
+    if (json) host.out(JSON.stringify(changed.map(certJson), null, 2) + '\n');
+    for (const c of changed) host.err(`${verb} ${formatSerial(c.serial)}${what}\n`);
+    if (changed.length === 0) host.err(`no live certificate to change\n`);
+  };
+  const statusCommand = (name: string, description: string) =>
+    program
+      .command(`${name} [serial]`)
+      .description(description)
+      .addOption(dataDirOpt())
+      .option('--device <id>', 'every live (unexpired) certificate of this device instead of one serial')
+      .option('--json', 'print the changed certificates as JSON on stdout');
+
+  statusCommand('revoke', 'revoke a certificate (serial in hex, as `openssl x509 -serial` prints it); a held one too')
     .addOption(new Option('--reason <reason>', 'RFC 5280 reason').choices(REASONS).default('unspecified'))
-    .option('--invalidity-date <iso>', 'when the key is known or suspected to have been compromised')
-    .action(async (serialText: string, o: { dataDir: string; reason: RevocationReason; invalidityDate?: string }) => {
-      const serial = normalizeSerial(serialText);
-      if (!serial) throw badRequest(`"${serialText}" is not a serial number in hex`);
+    .option('--invalidity-date <iso>', 'when the key is known or suspected to have been compromised (RFC 5280 §5.3.2)')
+    .action(async (serialText: string | undefined, o: { dataDir: string; device?: string; json?: boolean; reason: RevocationReason; invalidityDate?: string }) => {
+      const t = target(serialText, o.device);
       let inv: Date | undefined;
       if (o.invalidityDate) {
         inv = new Date(o.invalidityDate);
         if (Number.isNaN(inv.getTime())) throw badRequest(`--invalidity-date "${o.invalidityDate}" is not a date`);
       }
       await withRuntime({ dataDir: o.dataDir }, async (rt) => {
-        const c = await requireCa(rt).revoke(serial, o.reason, 'cli', inv);
-        host.err(`revoked ${formatSerial(c.serial)} (${o.reason})\n`);
+        const ca = requireCa(rt);
+        const changed = 'serial' in t ? [await ca.revoke(t.serial, o.reason, 'cli', inv)] : await ca.revokeDevice(t.device, o.reason, 'cli', inv);
+        report(o.reason === 'certificateHold' ? 'held' : 'revoked', changed, o.json, o.reason === 'certificateHold' ? '' : ` (${o.reason})`);
       })();
     });
+
+  statusCommand('hold', 'put a certificate on hold (reason certificateHold): the reversible quarantine state').action(
+    async (serialText: string | undefined, o: { dataDir: string; device?: string; json?: boolean }) => {
+      const t = target(serialText, o.device);
+      await withRuntime({ dataDir: o.dataDir }, async (rt) => {
+        const ca = requireCa(rt);
+        const changed = 'serial' in t ? [await ca.revoke(t.serial, 'certificateHold', 'cli')] : await ca.revokeDevice(t.device, 'certificateHold', 'cli');
+        report('held', changed, o.json, '');
+      })();
+    },
+  );
+
+  statusCommand('release', 'release a hold (the certificate is valid again; delta CRLs list it as removeFromCRL)').action(
+    async (serialText: string | undefined, o: { dataDir: string; device?: string; json?: boolean }) => {
+      const t = target(serialText, o.device);
+      await withRuntime({ dataDir: o.dataDir }, async (rt) => {
+        const ca = requireCa(rt);
+        const changed = 'serial' in t ? [await ca.release(t.serial, 'cli')] : await ca.releaseDevice(t.device, 'cli');
+        report('released', changed, o.json, '');
+      })();
+    },
+  );
 
   // ---------------------------------------------------------------- enrollment
   const secret = program.command('secret').description('one-time enrollment secrets (EST HTTP Basic, SCEP challengePassword)');
@@ -552,7 +595,7 @@ export function buildProgram(host: CliHost): Command {
   const crl = program.command('crl').description('certificate revocation lists');
   crl
     .command('publish')
-    .description('sign and publish a fresh full CRL for each issuer whose key is online')
+    .description('sign and publish fresh CRLs (a new base full CRL, its shards and a delta) for each issuer whose key is online')
     .addOption(dataDirOpt())
     .option('--issuer <name>', 'only this issuer')
     .option('--root-key <file>', 'encrypted root key file, when the root is offline')
@@ -562,8 +605,14 @@ export function buildProgram(host: CliHost): Command {
         const targets = [...caCore.issuers.values()].filter((i) => (o.issuer ? i.record.name === o.issuer : i.signer !== null));
         if (o.issuer && targets.length === 0) throw notFound(`no issuer "${o.issuer}"`);
         for (const i of targets) {
-          const rec = await publishFullCrl({ store: rt.store, clock: rt.clock, nextUpdateMs: rt.config.settings.crl.nextUpdate }, i, 'cli');
-          host.err(`published CRL #${rec.number} for ${i.record.name}, next update ${rec.nextUpdate.toISOString()}\n`);
+          const pub = await publishCrls({ store: rt.store, clock: rt.clock, settings: crlSettingsOf(rt.config) }, i, { base: true, actor: 'cli' });
+          if (!pub) {
+            host.err(`another process is publishing the CRLs of ${i.record.name} right now; it will include every change\n`);
+            continue;
+          }
+          host.err(`published CRL #${pub.full.number} (${pub.full.entries} entries) for ${i.record.name}, next update ${pub.full.nextUpdate.toISOString()}\n`);
+          for (const sh of pub.shards) host.err(`  shard ${sh.shard}: CRL #${sh.number} (${sh.entries} entries)\n`);
+          if (pub.delta) host.err(`  delta CRL #${pub.delta.number} against base #${pub.delta.baseNumber} (${pub.delta.entries} entries)\n`);
         }
       })();
     });

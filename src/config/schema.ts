@@ -246,10 +246,38 @@ export const CaSettingsSchema = z
       .describe('the CA hierarchy, by name; the names appear in CRL, OCSP and caIssuers URLs'),
     crl: z
       .strictObject({
-        nextUpdate: duration('CRL validity: nextUpdate - thisUpdate').prefault('7d'),
+        nextUpdate: duration(
+          'full CRL validity (nextUpdate - thisUpdate); also how long an expired revoked certificate stays listed after its notAfter',
+        ).prefault('7d'),
+        republish: duration('a new base CRL (the full CRL delta CRLs refer to) is signed this often; must be below nextUpdate').prefault('1d'),
+        deltaNextUpdate: duration('delta CRL validity; a fresh delta is signed at half of it, and on every status change').prefault('1h'),
+        deltas: z.boolean().default(true).describe('publish delta CRLs (RFC 5280 §5.2.4) and name them in the full CRL (Freshest CRL)'),
+        debounce: duration('status changes are gathered this long before the CRLs are republished (a change reaches the CRLs within about this plus the signing time)').prefault('1s'),
+        httpMaxAge: duration('HTTP Cache-Control max-age of a served CRL, never beyond its nextUpdate: CRLs are republished on change, so caches must not keep one until nextUpdate').prefault('5m'),
+        shards: z
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .default(1)
+          .describe(
+            'partitioned CRLs: 1 = off (the CDP names the full CRL); N > 1 = each new certificate gets a shard 1..N from its serial, named in its CDP, and each shard CRL carries a critical Issuing Distribution Point',
+          ),
       })
       .prefault({})
+      .refine((c) => c.republish < c.nextUpdate, { message: 'crl.republish must be shorter than crl.nextUpdate' })
       .describe('CRL settings'),
+    ocsp: z
+      .strictObject({
+        validity: duration('OCSP response validity (nextUpdate - thisUpdate); pre-signed responses are refreshed at half of it').prefault('4h'),
+        cacheEntries: z.number().int().min(0).max(10_000_000).default(200_000).describe('responses kept in memory per instance (about 0.6 KB each)'),
+        liveSignatures: z.number().int().min(1).max(1024).default(32).describe('concurrent live signatures (requests with a nonce or several certificates)'),
+        liveQueue: z.number().int().min(0).max(100_000).default(2048).describe('live signatures waiting beyond liveSignatures before the answer is tryLater'),
+        presignBatch: z.number().int().min(1).max(100_000).default(500).describe('pre-signed responses written per transaction'),
+        responderRenewBefore: duration('a delegated responder certificate is replaced this long before it expires').prefault('30d'),
+      })
+      .prefault({})
+      .describe('OCSP responder settings'),
     server: z
       .strictObject({
         tlsNames: z

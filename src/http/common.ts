@@ -12,6 +12,7 @@ export interface HttpMetrics {
   registry: Registry;
   requests: Counter<'listener' | 'route' | 'status'>;
   duration: Histogram<'listener' | 'route'>;
+  ocsp: Counter<'status' | 'source'>;
 }
 
 export function createMetrics(): HttpMetrics {
@@ -25,6 +26,12 @@ export function createMetrics(): HttpMetrics {
       help: 'HTTP request latency by listener and route',
       labelNames: ['listener', 'route'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
+    ocsp: new Counter({
+      name: 'fleetca_ocsp_responses_total',
+      help: 'OCSP responses by responseStatus and source (cache, stored, signed, live, error)',
+      labelNames: ['status', 'source'],
       registers: [registry],
     }),
   };

@@ -14,9 +14,10 @@ import { createEstRouter } from '../protocols/est/router.js';
 import { createScepRouter } from '../protocols/scep/router.js';
 import { ScepRa } from '../ca/scep-ra.js';
 import { pemDecodeAll } from '../pki/pem.js';
-import { startSupersedeRevoker } from '../jobs/supersede-revoker.js';
 import { notFound } from '../core/errors.js';
-import type { IssuerRecord } from '../ca/ports.js';
+import type { CrlRecord, IssuerRecord } from '../ca/ports.js';
+import { createOcspHandler } from '../protocols/ocsp/handler.js';
+import { startStatusServices, type StatusServices } from './status-services.js';
 import { SERVICE_KEYS } from '../ca/bootstrap.js';
 import { pemEncode } from '../pki/pem.js';
 import { openRuntime, type Runtime } from './runtime.js';
@@ -25,6 +26,8 @@ export interface AppDeps {
   runtime: Runtime;
   metrics: HttpMetrics;
   log: Logger;
+  /** CRLs from the status services' cache; straight from the database when absent (tests of the app alone). */
+  latestCrl?: (issuerName: string, kind: 'full' | 'delta', shard: number) => Promise<CrlRecord | null>;
 }
 
 function issuerMap(rt: Runtime): ReadonlyMap<string, IssuerRecord> {
@@ -67,7 +70,9 @@ export function createHttpApp(deps: AppDeps): Express {
   app.use(
     createPkiFilesRouter({
       issuers: () => issuers,
-      latestCrl: (name) => runtime.store.latestCrl(name, 'full'),
+      latestCrl: deps.latestCrl ?? ((name, kind, shard) => runtime.store.latestCrl(name, kind, shard)),
+      shards: runtime.config.settings.crl.shards,
+      httpMaxAgeMs: runtime.config.settings.crl.httpMaxAge,
       now: () => runtime.clock.now(),
     }),
   );
@@ -148,6 +153,7 @@ export function tlsOptions(rt: Runtime): https.ServerOptions {
 export interface RunningServer {
   http: http.Server;
   https: https.Server;
+  status: StatusServices;
   httpUrl: string;
   httpsUrl: string;
   close(): Promise<void>;
@@ -171,16 +177,28 @@ function urlHost(host: string): string {
 export async function startServer(rt: Runtime, opts: { host: string; httpPort: number; httpsPort: number }): Promise<RunningServer> {
   if (!rt.ca) throw new Error(`${rt.dataDir.root} is not initialised: run \`fleetca init\` first`);
   const metrics = createMetrics();
-  const deps: AppDeps = { runtime: rt, metrics, log: rt.log };
+  const status = await startStatusServices(rt);
+  const deps: AppDeps = { runtime: rt, metrics, log: rt.log, latestCrl: status.latestCrl };
+  const app = createHttpApp(deps);
+  // OCSP is answered by a bare node:http handler ahead of express (the hot path)
+  const ocspHandler = createOcspHandler({
+    respond: (der) => status.ocsp.respond(der),
+    maxBody: 16 * 1024,
+    httpMaxAgeMs: rt.config.settings.crl.httpMaxAge,
+    now: () => rt.clock.now(),
+    count: (s, source) => metrics.ocsp.inc({ status: s, source }),
+    log: (obj, msg) => rt.log.warn(obj, msg),
+  });
   // SCEP GET PKIOperation carries the whole message in the URL: allow 64 KiB of headers (default 16)
-  const httpServer = http.createServer({ maxHeaderSize: 64 * 1024 }, createHttpApp(deps));
+  const httpServer = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
+    if (!ocspHandler(req, res)) app(req, res);
+  });
   const httpsServer = https.createServer(tlsOptions(rt), createHttpsApp(deps));
   for (const s of [httpServer, httpsServer]) {
     s.requestTimeout = 30_000;
     s.headersTimeout = 15_000;
     s.keepAliveTimeout = 5_000;
   }
-  const stopRevoker = startSupersedeRevoker({ ca: rt.ca, store: rt.store, clock: rt.clock, log: (o, m) => rt.log.info(o, m) });
   const httpPort = await listen(httpServer, opts.httpPort, opts.host);
   const httpsPort = await listen(httpsServer, opts.httpsPort, opts.host);
   const close = async () => {
@@ -189,9 +207,10 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
         s.close(() => resolve());
         s.closeIdleConnections();
       });
-    await Promise.all([stop(httpServer), stop(httpsServer), stopRevoker()]);
+    await Promise.all([stop(httpServer), stop(httpsServer)]);
+    await status.close();
   };
-  return { http: httpServer, https: httpsServer, httpUrl: `http://${urlHost(opts.host)}:${httpPort}`, httpsUrl: `https://${urlHost(opts.host)}:${httpsPort}`, close };
+  return { http: httpServer, https: httpsServer, status, httpUrl: `http://${urlHost(opts.host)}:${httpPort}`, httpsUrl: `https://${urlHost(opts.host)}:${httpsPort}`, close };
 }
 
 /** `fleetca serve`: open, listen, print the ready line, drain and exit 0 on SIGTERM/SIGINT. */

@@ -72,6 +72,12 @@ export interface TbsCertListParams {
   /** 0 ≤ n < 2^159 (RFC 5280 §5.2.3: at most 20 octets), monotonic per issuer and scope. */
   crlNumber: bigint;
   entries: CrlEntry[];
+  /**
+   * Entries already encoded (each an encodeCrlEntry result), concatenated in chunks: how large CRLs
+   * are built from stored bytes without one object per entry. Listed after `entries`; the caller
+   * guarantees distinct serials.
+   */
+  encodedEntries?: Buffer[];
   /** Makes this a delta CRL against that base CRL number (critical, RFC 5280 §5.2.4). */
   deltaCrlIndicator?: bigint;
   /** Freshest CRL (delta CRL location) of a complete CRL (RFC 5280 §5.2.6). */
@@ -91,7 +97,11 @@ function checkDate(d: Date, what: string): void {
   if (y < 1950 || y > 9999) throw badRequest(`${what} is out of range`);
 }
 
-function encodeCrlEntry(e: CrlEntry, isDelta: boolean): Buffer {
+/**
+ * One revokedCertificates element (RFC 5280 §5.1.2.6): serial, revocationDate, and the reasonCode
+ * (omitted for unspecified, §5.3.1) and invalidityDate (§5.3.2) entry extensions.
+ */
+export function encodeCrlEntry(e: CrlEntry, isDelta: boolean): Buffer {
   if (!Buffer.isBuffer(e.serial) || e.serial.length === 0 || e.serial[0] === 0) {
     throw badRequest('CRL entry serial must be positive and minimal (RFC 5280 §4.1.2.2)');
   }
@@ -185,7 +195,8 @@ export function buildTbsCertList(p: TbsCertListParams): Buffer {
     encodeTime(p.thisUpdate), // RFC 5280 §5.1.2.4: UTCTime through 2049
     encodeTime(p.nextUpdate),
   ];
-  if (entries.length > 0) parts.push(encodeSequence(...entries));
+  const encoded = p.encodedEntries?.filter((b) => b.length > 0) ?? [];
+  if (entries.length > 0 || encoded.length > 0) parts.push(encodeSequence(...entries, ...encoded));
   parts.push(encodeExplicit(0, encodeSequence(...exts)));
   return encodeSequence(...parts);
 }

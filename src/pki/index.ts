@@ -19,3 +19,4 @@ export * from './pkcs7.js';
 export * from './csrattrs.js';
 export * from './crl-decode.js';
 export * from './scep-cms.js';
+export * from './ocsp.js';

@@ -75,6 +75,12 @@ export const OID_EXT = {
   ocspNoCheck: '1.3.6.1.5.5.7.48.1.5',
 } as const;
 
+/** OCSP (RFC 6960 §4.2.1 id-pkix-ocsp-basic, §4.4.1 id-pkix-ocsp-nonce; arc id-ad-ocsp). */
+export const OID_OCSP = {
+  basic: '1.3.6.1.5.5.7.48.1.1',
+  nonce: '1.3.6.1.5.5.7.48.1.2',
+} as const;
+
 /** PKCS#9 attributes used in PKCS#10 requests (RFC 2985 §5.4, RFC 2986 §4.1). */
 export const OID_ATTR = {
   challengePassword: '1.2.840.113549.1.9.7',

@@ -47,3 +47,9 @@ export async function listRevoked(q: Query, issuerId: number, at: Date): Promise
   );
   return r.rows.map((x) => ({ serial: x.serial, revokedAt: x.revoked_at, reason: x.revocation_reason, invalidityDate: x.invalidity_date }));
 }
+
+/** thisUpdate of the issuer's newest base CRL. */
+export async function latestBaseAt(q: Query, issuerId: number): Promise<Date | null> {
+  const r = await q<{ this_update: Date }>(`SELECT this_update FROM crls WHERE issuer_id = $1 AND base ORDER BY number DESC LIMIT 1`, [issuerId]);
+  return r.rows[0]?.this_update ?? null;
+}

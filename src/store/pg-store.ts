@@ -20,7 +20,12 @@ import type {
   CertificateRecord,
   CertificateStatus,
   CrlRecord,
+  CrlBuildSession,
   CrlStore,
+  DeviceStatusInput,
+  OcspCertState,
+  OcspResponseRow,
+  OcspStore,
   DeviceFilter,
   DevicePatch,
   DeviceRecord,
@@ -40,6 +45,7 @@ import type {
 import { CaError, conflict, internal, notFound, unavailable } from '../core/errors.js';
 import * as crls from './pg-crls.js';
 import * as enr from './pg-enrollment.js';
+import * as rev from './pg-revocation.js';
 import type { EnrollmentRequest, EnrollmentStore, NewEnrollmentRequest, NewSecret, RequestState, ScepTransaction, SecretRecord } from '../enrollment/ports.js';
 import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-errors.js';
 
@@ -149,10 +155,10 @@ const SQL_COMMIT_CERTIFICATES = `
 WITH input AS (
   SELECT * FROM unnest($1::text[], $2::int2[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bytea[], $8::bytea[],
                        $9::timestamptz[], $10::timestamptz[], $11::bytea[], $12::text[],
-                       $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::jsonb[])
+                       $13::timestamptz[], $14::text[], $15::text[], $16::text[], $17::jsonb[], $18::int2[])
     WITH ORDINALITY AS t(serial, issuer_id, device_id, profile, subject, sans, spki_sha256, fingerprint_sha256,
                          not_before, not_after, der, pop_method,
-                         a_at, a_actor, a_action, a_target, a_details, ord)
+                         a_at, a_actor, a_action, a_target, a_details, crl_shard, ord)
 ), issued AS (
   UPDATE issuance_intents ii SET state = 'issued', completed_at = i.a_at
   FROM input i
@@ -162,9 +168,9 @@ WITH input AS (
   SELECT i.* FROM input i JOIN issued USING (serial)
 ), certs AS (
   INSERT INTO certificates (serial, issuer_id, device_id, profile, subject, sans, spki_sha256, fingerprint_sha256,
-                            not_before, not_after, der, pop_method, status, created_at)
+                            not_before, not_after, der, pop_method, status, created_at, crl_shard)
   SELECT serial, issuer_id, device_id, profile, subject, sans, spki_sha256, fingerprint_sha256,
-         not_before, not_after, der, pop_method, 'valid', a_at
+         not_before, not_after, der, pop_method, 'valid', a_at, crl_shard
   FROM won ORDER BY ord
 ), devices_touched AS (
   UPDATE devices d SET last_enrolled_at = greatest(d.last_enrolled_at, x.at)
@@ -352,7 +358,7 @@ const toCertificate = (r: CertificateRow): CertificateRecord => ({
 // ---------------------------------------------------------------- the store
 
 /** `CaStore` (and the CRL port, whose SQL lives in pg-crls.ts) over a pg.Pool. */
-export class PgStore implements CaStore, CrlStore, EnrollmentStore {
+export class PgStore implements CaStore, CrlStore, OcspStore, EnrollmentStore {
   /** The pool, for the migrations runner and other store-internal code. */
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
@@ -685,6 +691,7 @@ export class PgStore implements CaStore, CrlStore, EnrollmentStore {
         ops.map((o) => o.cert.der),
         ops.map((o) => o.cert.popMethod),
         ...auditColumns(ops.map((o) => o.audit)),
+        ops.map((o) => o.cert.crlShard ?? null),
       ],
     });
     for (const r of rows) {
@@ -779,42 +786,28 @@ export class PgStore implements CaStore, CrlStore, EnrollmentStore {
    * Writes the new status, a `revocations` history row and an audit row.
    */
   async revoke(input: RevocationInput): Promise<CertificateRecord> {
-    if (input.reason === 'removeFromCRL') {
-      throw internal('removeFromCRL is not a revocation reason (it releases a hold)');
-    }
-    const { serial } = input;
-    return this.tx(async (c) => {
-      const { rows } = await c.query<{ status: CertificateStatus }>('SELECT status FROM certificates WHERE serial = $1 FOR UPDATE', [
-        serial,
-      ]);
-      const current = rows[0];
-      if (!current) throw notFound(`no certificate with serial ${serial}`);
-      if (current.status === 'revoked') throw conflict(`certificate ${serial} is already revoked`);
-      const hold = input.reason === 'certificateHold';
-      if (hold && current.status === 'hold') throw conflict(`certificate ${serial} is already on hold`);
-      const invalidityDate = input.invalidityDate ?? null;
-      const updated = await c.query<CertificateRow>(
-        `UPDATE certificates c SET status = $2, revoked_at = $3, revocation_reason = $4, invalidity_date = $5
-         FROM issuers i WHERE c.serial = $1 AND i.id = c.issuer_id
-         RETURNING ${CERT_COLUMNS}`,
-        [serial, hold ? 'hold' : 'revoked', input.at, input.reason, invalidityDate],
-      );
-      await c.query(`INSERT INTO revocations (serial, reason, revoked_at, invalidity_date, actor) VALUES ($1, $2, $3, $4, $5)`, [
-        serial,
-        input.reason,
-        input.at,
-        invalidityDate,
-        input.actor,
-      ]);
-      await c.query(`INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)`, [
-        input.at,
-        input.actor,
-        hold ? 'certificate.held' : 'certificate.revoked',
-        serial,
-        JSON.stringify({ reason: input.reason, previousStatus: current.status, invalidityDate }),
-      ]);
-      return toCertificate(updated.rows[0]!);
-    });
+    return this.tx(async (c) => (await this.certificatesIn(c, [await rev.revokeOne(c, input)]))[0]!);
+  }
+
+  async release(input: { serial: string; at: Date; actor: string }): Promise<CertificateRecord> {
+    return this.tx(async (c) => (await this.certificatesIn(c, [await rev.releaseOne(c, input)]))[0]!);
+  }
+
+  async revokeDevice(input: DeviceStatusInput & Omit<RevocationInput, 'serial' | 'at' | 'actor'>): Promise<CertificateRecord[]> {
+    return this.tx(async (c) => this.certificatesIn(c, await rev.revokeDevice(c, input)));
+  }
+
+  async releaseDevice(input: DeviceStatusInput): Promise<CertificateRecord[]> {
+    return this.tx(async (c) => this.certificatesIn(c, await rev.releaseDevice(c, input)));
+  }
+
+  private async certificatesIn(c: pg.PoolClient, serials: string[]): Promise<CertificateRecord[]> {
+    if (serials.length === 0) return [];
+    const { rows } = await c.query<CertificateRow>(
+      `SELECT ${CERT_COLUMNS} FROM certificates c JOIN issuers i ON i.id = c.issuer_id WHERE c.serial = ANY($1::text[]) ORDER BY c.serial`,
+      [serials],
+    );
+    return rows.map(toCertificate);
   }
 
   // ------------------------------------------------------------ devices
@@ -960,6 +953,40 @@ export class PgStore implements CaStore, CrlStore, EnrollmentStore {
 
   listRevoked(issuerId: number, at: Date): Promise<RevokedEntry[]> {
     return crls.listRevoked(this.boundQuery, issuerId, at);
+  }
+
+  latestBaseAt(issuerId: number): Promise<Date | null> {
+    return crls.latestBaseAt(this.boundQuery, issuerId);
+  }
+
+  missingCrlEntries(limit: number): Promise<Array<RevokedEntry & { issuerId: number }>> {
+    return rev.missingCrlEntries(this.pool, limit);
+  }
+
+  setCrlEntries(entries: Array<{ serial: string; der: Buffer }>): Promise<void> {
+    return rev.setCrlEntries(this.pool, entries);
+  }
+
+  async crlBuild<T>(issuerId: number, fn: (s: CrlBuildSession) => Promise<T>): Promise<T | null> {
+    try {
+      return await rev.crlBuild(this.pool, issuerId, fn);
+    } catch (err) {
+      throw err instanceof CaError ? err : mapPgError(err);
+    }
+  }
+
+  // ------------------------------------------------------------ OCSP (pg-revocation.ts)
+
+  ocspStates(serials: string[]): Promise<OcspCertState[]> {
+    return rev.ocspStates(this.boundQuery, serials);
+  }
+
+  saveOcspResponses(rows: OcspResponseRow[]): Promise<number> {
+    return rev.saveOcspResponses(this.boundQuery, rows);
+  }
+
+  ocspDue(issuerId: number, now: Date, refreshBefore: Date, after: string, limit: number): Promise<OcspCertState[]> {
+    return rev.ocspDue(this.boundQuery, issuerId, now, refreshBefore, after, limit);
   }
 
   // ------------------------------------------------------------ enrollment (pg-enrollment.ts)

@@ -8,6 +8,7 @@ import type { CertificateRecord, IssuerRecord } from '../../src/ca/ports.js';
 import type { NewEnrollmentRequest, NewSecret } from '../../src/enrollment/ports.js';
 import { PgStore } from '../../src/store/pg-store.js';
 import { DAY, T0, at, auditFor, certFor, intentFor, randomSerial, useTestStore } from './fixtures.js';
+import { crlEntryOf } from '../../src/ca/revocation.js';
 
 const suite = useTestStore();
 let store: PgStore;
@@ -284,9 +285,9 @@ describe('supersession', () => {
     await store.addDevice({ id: 'sup-2' }, T0);
     const live = await issue('sup-1');
     const held = await issue('sup-1');
-    await store.revoke({ serial: held.serial, reason: 'certificateHold', at: T0, actor: 'test' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: held.serial, reason: 'certificateHold', at: T0, actor: 'test' });
     const revoked = await issue('sup-1');
-    await store.revoke({ serial: revoked.serial, reason: 'keyCompromise', at: T0, actor: 'test' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: revoked.serial, reason: 'keyCompromise', at: T0, actor: 'test' });
     const expired = await issue('sup-1', { notAfter: at(-1) });
     const otherProfile = await issue('sup-1', { profile: 'sensor' });
     const otherDevice = await issue('sup-2');
@@ -338,7 +339,7 @@ describe('supersession', () => {
     expect(sorted(await due(at(DAY)))).toEqual(sorted([old.serial, shortLived.serial]));
     // expired ones need no revocation
     expect(await due(at(3 * DAY))).toEqual([old.serial]);
-    await store.revoke({ serial: old.serial, reason: 'superseded', at: at(DAY), actor: 'system:supersede' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: old.serial, reason: 'superseded', at: at(DAY), actor: 'system:supersede' });
     expect(await due(at(DAY))).toEqual([shortLived.serial]);
     expect(await store.dueSuperseded(at(DAY), 1)).toHaveLength(1);
   });

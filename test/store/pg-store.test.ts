@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { CertificateRecord, IssuerRecord } from '../../src/ca/ports.js';
 import { PgStore } from '../../src/store/pg-store.js';
 import { DAY, T0, at, auditFor, certFor, intentFor, issuerInput, randomSerial, useTestStore } from './fixtures.js';
+import { crlEntryOf } from '../../src/ca/revocation.js';
 
 const suite = useTestStore();
 let store: PgStore;
@@ -126,7 +127,7 @@ describe('certificates', () => {
     // validity is inclusive of notAfter (RFC 5280 §4.1.2.5)
     expect(serials(await store.listCertificates({ profile: 'lp', notExpiredAt: at(10 * DAY) }))).toEqual([soon.serial, later.serial].sort());
     expect(await store.listCertificates({ profile: 'lp', issuerId: issuer.id + 1000 })).toEqual([]);
-    await store.revoke({ serial: later.serial, reason: 'superseded', at: T0, actor: 'test' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: later.serial, reason: 'superseded', at: T0, actor: 'test' });
     expect(serials(await store.listCertificates({ profile: 'lp', status: 'revoked' }))).toEqual([later.serial]);
     expect(serials(await store.listCertificates({ profile: 'lp', status: 'valid', issuerId: issuer.id }))).toEqual([soon.serial, expired.serial].sort());
 
@@ -142,7 +143,7 @@ describe('certificates', () => {
     const a = await issue('spki-dev', { spki });
     const b = await issue(null, { spki });
     await issue('spki-dev', { spki, notAfter: at(-1) });
-    await store.revoke({ serial: b.serial, reason: 'keyCompromise', at: T0, actor: 'test' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: b.serial, reason: 'keyCompromise', at: T0, actor: 'test' });
     const found = await store.findBySpki(spki, T0);
     expect(found.sort((x, y) => (x.serial < y.serial ? -1 : 1))).toEqual(
       [
@@ -157,7 +158,7 @@ describe('certificates', () => {
 describe('revoke', () => {
   it('revoke/valid → revoked record returned, history and audit rows written', async () => {
     const c = await issue(null);
-    const rec = await store.revoke({ serial: c.serial, reason: 'keyCompromise', at: at(DAY), invalidityDate: at(-DAY), actor: 'alice' });
+    const rec = await store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'keyCompromise', at: at(DAY), invalidityDate: at(-DAY), actor: 'alice' });
     expect(rec).toMatchObject({ serial: c.serial, status: 'revoked', revocationReason: 'keyCompromise', revokedAt: at(DAY), invalidityDate: at(-DAY) });
     const { rows } = await store.pool.query('SELECT reason, revoked_at, actor FROM revocations WHERE serial = $1', [c.serial]);
     expect(rows).toEqual([{ reason: 'keyCompromise', revoked_at: at(DAY), actor: 'alice' }]);
@@ -168,8 +169,8 @@ describe('revoke', () => {
 
   it('revoke/twice → conflict', async () => {
     const c = await issue(null);
-    await store.revoke({ serial: c.serial, reason: 'superseded', at: T0, actor: 'test' });
-    await expect(store.revoke({ serial: c.serial, reason: 'keyCompromise', at: T0, actor: 'test' })).rejects.toMatchObject({
+    await store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'superseded', at: T0, actor: 'test' });
+    await expect(store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'keyCompromise', at: T0, actor: 'test' })).rejects.toMatchObject({
       kind: 'conflict',
       message: `certificate ${c.serial} is already revoked`,
     });
@@ -177,7 +178,7 @@ describe('revoke', () => {
   });
 
   it('revoke/unknown serial → notFound', async () => {
-    await expect(store.revoke({ serial: '7f7f7f', reason: 'unspecified', at: T0, actor: 'test' })).rejects.toMatchObject({
+    await expect(store.revoke({ crlEntry: crlEntryOf, serial: '7f7f7f', reason: 'unspecified', at: T0, actor: 'test' })).rejects.toMatchObject({
       kind: 'notFound',
       message: 'no certificate with serial 7f7f7f',
     });
@@ -185,37 +186,37 @@ describe('revoke', () => {
 
   it('hold/valid → status hold', async () => {
     const c = await issue(null);
-    const rec = await store.revoke({ serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' });
+    const rec = await store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' });
     expect(rec).toMatchObject({ status: 'hold', revocationReason: 'certificateHold', revokedAt: T0 });
     expect(await store.listAudit({ target: c.serial, action: 'certificate.held' })).toHaveLength(1);
   });
 
   it('hold/held → conflict', async () => {
     const c = await issue(null);
-    await store.revoke({ serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' });
-    await expect(store.revoke({ serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' })).rejects.toMatchObject({ kind: 'conflict' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' });
+    await expect(store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' })).rejects.toMatchObject({ kind: 'conflict' });
   });
 
-  it('revoke/held → revoked, reason replaced, both changes in the history', async () => {
+  it('revoke/held → revoked, reason replaced, date of the hold kept, both changes in the history', async () => {
     const c = await issue(null);
-    await store.revoke({ serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' });
-    const rec = await store.revoke({ serial: c.serial, reason: 'keyCompromise', at: at(DAY), actor: 'test' });
-    expect(rec).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise', revokedAt: at(DAY) });
+    await store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' });
+    const rec = await store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'keyCompromise', at: at(DAY), actor: 'test' });
+    expect(rec).toMatchObject({ status: 'revoked', revocationReason: 'keyCompromise', revokedAt: T0 });
     const { rows } = await store.pool.query('SELECT reason FROM revocations WHERE serial = $1 ORDER BY id', [c.serial]);
     expect(rows.map((r) => r.reason)).toEqual(['certificateHold', 'keyCompromise']);
   });
 
   it('hold/revoked → conflict', async () => {
     const c = await issue(null);
-    await store.revoke({ serial: c.serial, reason: 'unspecified', at: T0, actor: 'test' });
-    await expect(store.revoke({ serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' })).rejects.toMatchObject({ kind: 'conflict' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'unspecified', at: T0, actor: 'test' });
+    await expect(store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'certificateHold', at: T0, actor: 'test' })).rejects.toMatchObject({ kind: 'conflict' });
   });
 
   it('revoke/concurrent twice → exactly one succeeds, one history row', async () => {
     const c = await issue(null);
     const results = await Promise.allSettled([
-      store.revoke({ serial: c.serial, reason: 'superseded', at: T0, actor: 'a' }),
-      store.revoke({ serial: c.serial, reason: 'keyCompromise', at: T0, actor: 'b' }),
+      store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'superseded', at: T0, actor: 'a' }),
+      store.revoke({ crlEntry: crlEntryOf, serial: c.serial, reason: 'keyCompromise', at: T0, actor: 'b' }),
     ]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { kind: 'conflict' } });
@@ -265,9 +266,9 @@ describe('CRLs', () => {
       return intent.serial;
     };
     const [revoked, held, valid, expired] = [await mk(at(DAY)), await mk(at(DAY)), await mk(at(DAY)), await mk(at(-DAY))];
-    await store.revoke({ serial: revoked!, reason: 'keyCompromise', at: T0, actor: 'test' });
-    await store.revoke({ serial: held!, reason: 'certificateHold', at: T0, actor: 'test' });
-    await store.revoke({ serial: expired!, reason: 'superseded', at: T0, actor: 'test' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: revoked!, reason: 'keyCompromise', at: T0, actor: 'test' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: held!, reason: 'certificateHold', at: T0, actor: 'test' });
+    await store.revoke({ crlEntry: crlEntryOf, serial: expired!, reason: 'superseded', at: T0, actor: 'test' });
     const listed = await store.listRevoked(ca.id, T0);
     expect(listed.map((e) => e.serial).sort()).toEqual([revoked!, held!].sort());
     expect(listed.find((e) => e.serial === held)).toMatchObject({ reason: 'certificateHold', revokedAt: T0 });

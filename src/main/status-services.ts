@@ -1,0 +1,165 @@
+/**
+ * Composition of what keeps revocation status current in a running server: the change listener
+ * (LISTEN/NOTIFY), the OCSP responder with its delegated responder keys, the CRL publisher, the
+ * OCSP pre-signer, the superseded-certificate revoker and the renewal of responder certificates.
+ */
+import type pg from 'pg';
+import { OcspService, ocspSettingsOf, type OcspResponderKey } from '../ca/ocsp.js';
+import { crlSettingsOf } from '../ca/crl.js';
+import { SERVICE_KEYS } from '../ca/bootstrap.js';
+import type { CrlRecord } from '../ca/ports.js';
+import { parseSpki } from '../pki/spki.js';
+import { generateKeyPair, spkiOf } from '../signing/keys.js';
+import { pemDecodeAll, pemEncode } from '../pki/pem.js';
+import { startCrlPublisher, type CrlPublisher } from '../jobs/crl-publisher.js';
+import { startSupersedeRevoker } from '../jobs/supersede-revoker.js';
+import { listenForChanges, type ChangeListener } from '../store/pg-listen.js';
+import type { Runtime } from './runtime.js';
+
+export interface StatusServices {
+  ocsp: OcspService;
+  crls: CrlPublisher;
+  /** The newest CRL of a scope, from memory (refreshed by NOTIFY, at most `CRL_CACHE_MS` old). */
+  latestCrl(issuerName: string, kind: 'full' | 'delta', shard: number): Promise<CrlRecord | null>;
+  listener: ChangeListener;
+  /** One pre-signing pass (also run on a timer). */
+  presign(): Promise<number>;
+  /** Replaces responder certificates that are within renewBefore of expiry; returns the issuers renewed. */
+  renewResponders(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** A served CRL is re-read at least this often, even without a notification. */
+const CRL_CACHE_MS = 30_000;
+
+/** Loads the delegated responder of each online issuing CA from the data dir. */
+async function loadResponders(rt: Runtime): Promise<OcspResponderKey[]> {
+  const { keys } = rt.keyStore(false);
+  const out: OcspResponderKey[] = [];
+  for (const issuer of rt.ca!.issuers.values()) {
+    if (issuer.record.role === 'root') continue;
+    const name = SERVICE_KEYS.ocsp(issuer.record.name);
+    const key = keys.load(name);
+    if (!key) {
+      rt.log.warn({ issuer: issuer.record.name }, 'no OCSP responder key: OCSP answers unauthorized for this issuer');
+      continue;
+    }
+    const certDer = pemDecodeAll(rt.dataDir.readCert(name))[0]!.der;
+    out.push({ issuer, certDer, signer: await rt.crypto.addKey(name, key) });
+  }
+  return out;
+}
+
+export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs?: number; presign?: boolean } = {}): Promise<StatusServices> {
+  const ca = rt.ca!;
+  const settings = rt.config.settings;
+  const log = rt.log;
+  const ocsp = new OcspService(
+    { store: rt.store, clock: rt.clock, settings: ocspSettingsOf(settings.ocsp), log: (level, obj, msg) => log[level](obj, msg) },
+    await loadResponders(rt),
+  );
+
+  const crlCache = new Map<string, { rec: Promise<CrlRecord | null>; at: number }>();
+  const latestCrl = (issuerName: string, kind: 'full' | 'delta', shard: number) => {
+    const key = `${issuerName}|${kind}|${shard}`;
+    const hit = crlCache.get(key);
+    if (hit && Date.now() - hit.at < CRL_CACHE_MS) return hit.rec;
+    const rec = rt.store.latestCrl(issuerName, kind, shard);
+    crlCache.set(key, { rec, at: Date.now() });
+    rec.catch(() => crlCache.delete(key));
+    return rec;
+  };
+
+  const crls = startCrlPublisher({
+    store: rt.store,
+    clock: rt.clock,
+    settings: crlSettingsOf(rt.config),
+    issuers: () => ca.issuers.values(),
+    latestCrl: (name, kind) => rt.store.latestCrl(name, kind, 0),
+    latestBaseAt: (id) => rt.store.latestBaseAt(id),
+    debounceMs: settings.crl.debounce,
+    republishMs: settings.crl.republish,
+    log: (level, obj, msg) => log[level](obj, msg),
+  });
+
+  const listener = listenForChanges(rt.store.pool.options as pg.ClientConfig, {
+    status: (issuerId, serial) => {
+      ocsp.evict(serial);
+      crls.changed(issuerId);
+    },
+    crl: () => crlCache.clear(),
+    resync: () => {
+      ocsp.evictAll();
+      crlCache.clear();
+      for (const i of ca.issuers.values()) crls.changed(i.record.id);
+    },
+    log: (m) => log.warn(m),
+  });
+  await listener.ready;
+
+  let presigning: Promise<number> | null = null;
+  const presign = () => {
+    presigning ??= ocsp.presign().finally(() => (presigning = null));
+    return presigning;
+  };
+  const presignTimer =
+    opts.presign === false
+      ? null
+      : setInterval(() => {
+          presign().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'OCSP pre-signing pass failed'));
+        }, opts.presignIntervalMs ?? 60_000);
+  presignTimer?.unref();
+
+  const renewResponders = async (): Promise<string[]> => {
+    const renewed: string[] = [];
+    const now = rt.clock.now().getTime();
+    const { keys } = rt.keyStore(false);
+    for (const [issuerName, r] of ocsp.responderCertificates()) {
+      if (r.notAfter.getTime() - now > settings.ocsp.responderRenewBefore) continue;
+      const issuer = ca.issuers.get(issuerName)!;
+      const kp = generateKeyPair('P-256');
+      const spki = spkiOf(kp.publicKey);
+      const cert = await ca.issueForPublicKey({
+        profile: settings.systemProfiles.ocspResponder,
+        issuerName,
+        deviceId: null,
+        subject: [{ type: 'CN', oid: '2.5.4.3', value: `${issuer.record.name} OCSP Responder` }],
+        sans: [],
+        spkiDer: spki,
+        key: parseSpki(spki).key,
+        popMethod: 'ca',
+        actor: 'system:ocsp',
+        via: 'renewal',
+      });
+      const name = SERVICE_KEYS.ocsp(issuerName);
+      keys.save(name, kp.privateKey);
+      rt.dataDir.writeCert(name, pemEncode('CERTIFICATE', cert.der));
+      ocsp.setResponder({ issuer, certDer: cert.der, signer: await rt.crypto.addKey(`${name}-${cert.serial}`, kp.privateKey) });
+      log.info({ issuer: issuerName, serial: cert.serial, notAfter: cert.notAfter }, 'OCSP responder certificate renewed');
+      renewed.push(issuerName);
+    }
+    return renewed;
+  };
+  const renewTimer = setInterval(() => {
+    renewResponders().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'OCSP responder renewal failed'));
+  }, 6 * 3600_000);
+  renewTimer.unref();
+  await renewResponders().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'OCSP responder renewal failed'));
+
+  const stopRevoker = startSupersedeRevoker({ ca, store: rt.store, clock: rt.clock, log: (o, m) => log.info(o, m) });
+  await crls.checkSchedule().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'CRL schedule check failed'));
+
+  return {
+    ocsp,
+    crls,
+    latestCrl,
+    listener,
+    presign,
+    renewResponders,
+    close: async () => {
+      if (presignTimer) clearInterval(presignTimer);
+      clearInterval(renewTimer);
+      await Promise.all([crls.stop(), stopRevoker(), listener.close(), presigning?.catch(() => 0), ocsp.flush()]);
+    },
+  };
+}
