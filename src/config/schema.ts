@@ -253,7 +253,7 @@ export const CaSettingsSchema = z
         deltaNextUpdate: duration('delta CRL validity; a fresh delta is signed at half of it, and on every status change').prefault('1h'),
         deltas: z.boolean().default(true).describe('publish delta CRLs (RFC 5280 §5.2.4) and name them in the full CRL (Freshest CRL)'),
         debounce: duration('status changes are gathered this long before the CRLs are republished (a change reaches the CRLs within about this plus the signing time)').prefault('1s'),
-        httpMaxAge: duration('HTTP Cache-Control max-age of a served CRL, never beyond its nextUpdate: CRLs are republished on change, so caches must not keep one until nextUpdate').prefault('5m'),
+        httpMaxAge: duration('HTTP Cache-Control max-age of a served CRL or OCSP response, never beyond its nextUpdate: both change on a status change, so caches must not keep them until nextUpdate').prefault('5m'),
         shards: z
           .number()
           .int()
