@@ -188,12 +188,15 @@ export interface ServedCa {
   s0: number;
 }
 
+/** A CA initialised by `fleetca init` and opened as `fleetca serve` opens it, not listening. */
+export type InitialisedCa = Omit<ServedCa, 'server'>;
+
 /**
  * Initialises a CA in `tmp/<name>` through the CLI's own `init` action, opens it as `fleetca serve`
- * does (logging at info into /dev/null), starts both listeners on free ports, runs `fn`, then
- * cleans up in reverse: what `fn` registered, the server, the runtime and its PostgreSQL.
+ * does (logging at info into /dev/null), runs `fn`, then cleans up in reverse: what `fn`
+ * registered, the runtime and its PostgreSQL.
  */
-export async function withServedCa(o: { tmp: string; log: (s: string) => void }, name: string, fn: (ca: ServedCa) => Promise<void>): Promise<void> {
+export async function withInitialisedCa(o: { tmp: string; log: (s: string) => void }, name: string, fn: (ca: InitialisedCa) => Promise<void>): Promise<void> {
   const { log } = o;
   const s0 = performance.now();
   const dataDir = path.join(o.tmp, name);
@@ -213,17 +216,27 @@ export async function withServedCa(o: { tmp: string; log: (s: string) => void },
   const rt = await openRuntime({ env, dataDir, workers: true, poolSize: 16, log: logger });
   const cleanup: Array<() => Promise<void> | void> = [() => rt.close()];
   try {
-    const server = await startServer(rt, { host: '127.0.0.1', httpPort: 0, httpsPort: 0 });
-    cleanup.push(() => server.close());
     let pgPid: number | null = null;
     try {
       pgPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'latin1').split('\n')[0]);
     } catch {
       log('  (no postmaster.pid: PostgreSQL CPU is not measured)');
     }
-    log(`  fleetca init + serve: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
-    await fn({ rt, server, pgPid, cleanup, s0 });
+    await fn({ rt, pgPid, cleanup, s0 });
   } finally {
     for (const f of cleanup.reverse()) await Promise.resolve(f()).catch((e: unknown) => log(`  cleanup: ${(e as Error).message}`));
   }
+}
+
+/**
+ * Initialises a CA in `tmp/<name>` (withInitialisedCa), starts both listeners on free ports, runs
+ * `fn`, then cleans up in reverse: what `fn` registered, the server, the runtime and its PostgreSQL.
+ */
+export async function withServedCa(o: { tmp: string; log: (s: string) => void }, name: string, fn: (ca: ServedCa) => Promise<void>): Promise<void> {
+  await withInitialisedCa(o, name, async ({ rt, pgPid, cleanup, s0 }) => {
+    const server = await startServer(rt, { host: '127.0.0.1', httpPort: 0, httpsPort: 0 });
+    cleanup.push(() => server.close());
+    o.log(`  fleetca init + serve: ${((performance.now() - s0) / 1000).toFixed(1)} s`);
+    await fn({ rt, server, pgPid, cleanup, s0 });
+  });
 }
