@@ -8,8 +8,7 @@ import { OcspService, ocspSettingsOf, type OcspResponderKey } from '../ca/ocsp.j
 import { crlSettingsOf } from '../ca/crl.js';
 import { SERVICE_KEYS } from '../ca/bootstrap.js';
 import type { CrlRecord } from '../ca/ports.js';
-import { parseSpki } from '../pki/spki.js';
-import { generateKeyPair, spkiOf } from '../signing/keys.js';
+import { renewDueResponders } from '../jobs/ocsp-responders.js';
 import { pemDecodeAll, pemEncode } from '../pki/pem.js';
 import { startCrlPublisher, type CrlPublisher } from '../jobs/crl-publisher.js';
 import { startSupersedeRevoker } from '../jobs/supersede-revoker.js';
@@ -110,36 +109,21 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
         }, opts.presignIntervalMs ?? 60_000);
   presignTimer?.unref();
 
-  const renewResponders = async (): Promise<string[]> => {
-    const renewed: string[] = [];
-    const now = rt.clock.now().getTime();
-    const { keys } = rt.keyStore(false);
-    for (const [issuerName, r] of ocsp.responderCertificates()) {
-      if (r.notAfter.getTime() - now > settings.ocsp.responderRenewBefore) continue;
-      const issuer = ca.issuers.get(issuerName)!;
-      const kp = generateKeyPair('P-256');
-      const spki = spkiOf(kp.publicKey);
-      const cert = await ca.issueForPublicKey({
-        profile: settings.systemProfiles.ocspResponder,
-        issuerName,
-        deviceId: null,
-        subject: [{ type: 'CN', oid: '2.5.4.3', value: `${issuer.record.name} OCSP Responder` }],
-        sans: [],
-        spkiDer: spki,
-        key: parseSpki(spki).key,
-        popMethod: 'ca',
-        actor: 'system:ocsp',
-        via: 'renewal',
-      });
-      const name = SERVICE_KEYS.ocsp(issuerName);
-      keys.save(name, kp.privateKey);
-      rt.dataDir.writeCert(name, pemEncode('CERTIFICATE', cert.der));
-      ocsp.setResponder({ issuer, certDer: cert.der, signer: await rt.crypto.addKey(`${name}-${cert.serial}`, kp.privateKey) });
-      log.info({ issuer: issuerName, serial: cert.serial, notAfter: cert.notAfter }, 'OCSP responder certificate renewed');
-      renewed.push(issuerName);
-    }
-    return renewed;
-  };
+  const renewResponders = () =>
+    renewDueResponders({
+      ca,
+      ocsp,
+      clock: rt.clock,
+      profile: settings.systemProfiles.ocspResponder,
+      renewBeforeMs: settings.ocsp.responderRenewBefore,
+      save: (issuerName, key, certDer) => {
+        const name = SERVICE_KEYS.ocsp(issuerName);
+        rt.keyStore(false).keys.save(name, key);
+        rt.dataDir.writeCert(name, pemEncode('CERTIFICATE', certDer));
+      },
+      addKey: (id, key) => rt.crypto.addKey(id, key),
+      log: (obj, msg) => log.info(obj, msg),
+    });
   const renewTimer = setInterval(() => {
     renewResponders().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'OCSP responder renewal failed'));
   }, 6 * 3600_000);

@@ -16,6 +16,7 @@ import { CertificateAuthority } from '../../src/ca/issuance.js';
 import type { IssuerRuntime } from '../../src/ca/issuers.js';
 import { crlSettingsOf, publishCrls } from '../../src/ca/crl.js';
 import { OcspService, ocspSettingsOf } from '../../src/ca/ocsp.js';
+import { renewDueResponders } from '../../src/jobs/ocsp-responders.js';
 import type { OcspStore } from '../../src/ca/ports.js';
 import { decodeCrl } from '../../src/pki/crl-decode.js';
 import { decodeOcspResponse, encodeCertId, issuerHashes, type OcspHash } from '../../src/pki/ocsp.js';
@@ -235,5 +236,35 @@ describe('OCSP responder', () => {
     ]);
     expect((await offline.respond(ocspRequest([certIdFor('0123')]))).status).toBe('tryLater');
     expect(logs).toHaveLength(3);
+  });
+});
+
+describe('delegated responder renewal', () => {
+  it('replaces a responder certificate within renewBefore of its notAfter, and answers with the new one at once', async () => {
+    const saved: string[] = [];
+    const renewDeps = {
+      ca,
+      ocsp,
+      clock,
+      profile: config.settings.systemProfiles.ocspResponder,
+      renewBeforeMs: config.settings.ocsp.responderRenewBefore,
+      save: (issuerName: string) => void saved.push(issuerName),
+      addKey: (id: string, key: crypto.KeyObject) => cryptoEngine.addKey(id, key),
+      log: () => undefined,
+    };
+    const before = ocsp.responderCertificates().get('device-ca')!;
+    clock.set(new Date(before.notAfter.getTime() - config.settings.ocsp.responderRenewBefore - DAY));
+    expect(await renewDueResponders(renewDeps)).toEqual([]);
+    clock.set(new Date(before.notAfter.getTime() - config.settings.ocsp.responderRenewBefore + DAY));
+    expect(await renewDueResponders(renewDeps)).toEqual(['device-ca']);
+    expect(saved).toEqual(['device-ca']);
+    const after = ocsp.responderCertificates().get('device-ca')!;
+    expect(after.certDer.equals(before.certDer)).toBe(false);
+    expect(after.notAfter.getTime()).toBeGreaterThan(before.notAfter.getTime());
+    const c = await issueDevice();
+    const a = await ocsp.respond(ocspRequest([certIdFor(c.serial)]));
+    expect(decodeOcspResponse(a.der).basic!.certs).toEqual([after.certDer]);
+    expect(await renewDueResponders(renewDeps)).toEqual([]);
+    clock.set(T0);
   });
 });
