@@ -251,9 +251,11 @@ export class OcspService {
     const states = await Promise.all(ids.map((id) => (id.serialHex !== null ? this.load(id.serialHex) : Promise.resolve(null))));
     const now = this.now();
     const nextUpdate = new Date(now.getTime() + this.deps.settings.validity);
+    const unknownUntil = new Date(now.getTime() + Math.min(this.deps.settings.validity, UNKNOWN_TTL_MS));
     const singles = ids.map((id, i) => {
       const s = states[i] ?? null;
-      return { certIdDer: id.der, status: statusOf(s !== null && s.issuerId === r.issuer.record.id ? s : null), thisUpdate: now, nextUpdate };
+      const mine = s !== null && s.issuerId === r.issuer.record.id ? s : null;
+      return { certIdDer: id.der, status: statusOf(mine), thisUpdate: now, nextUpdate: mine ? nextUpdate : unknownUntil };
     });
     const der = await this.bounded(() => this.sign(r, singles, nonce, now));
     return { der, status: 'successful', thisUpdate: now, nextUpdate, live: nonce !== null, source: 'live' };

@@ -1058,10 +1058,23 @@ export class PgStore implements CaStore, CrlStore, OcspStore, EnrollmentStore {
     this.query<R>(name !== undefined ? { name, text, values: values ?? [] } : text, values);
 
   private async query<R extends pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    // connecting apart from querying: whatever refuses a new connection (a database closed to
+    // connections, renamed, dropped, auth) means "unavailable", whichever SQLSTATE it carries
+    let client: pg.PoolClient;
     try {
-      return typeof text === 'string' ? await this.pool.query<R>(text, values) : await this.pool.query<R>(text);
+      client = await this.pool.connect();
     } catch (err) {
+      const e = mapPgError(err);
+      throw e.kind === 'unavailable' ? e : unavailable(`cannot connect to the database: ${e.message}`);
+    }
+    let broken = false;
+    try {
+      return typeof text === 'string' ? await client.query<R>(text, values) : await client.query<R>(text);
+    } catch (err) {
+      broken = isConnectionError(err);
       throw mapPgError(err);
+    } finally {
+      client.release(broken);
     }
   }
 

@@ -101,11 +101,30 @@ export function crlNumberOf(text: string): bigint {
  * lines up to the next entry or the signature; null when the CRL does not list it.
  */
 export function crlEntryOf(text: string, serialHex: string): string | null {
-  const start = text.indexOf(`Serial Number: ${serialHex.toUpperCase()}\n`);
-  if (start < 0) return null;
-  const rest = text.slice(start + 1);
-  const end = rest.search(/\n {4}(Serial Number|Signature Algorithm):/);
-  return end < 0 ? rest : rest.slice(0, end);
+  const marker = `Serial Number: ${serialHex.toUpperCase()}\n`;
+  const from = text.indexOf(marker);
+  if (from < 0) return null;
+  const after = text.slice(from + marker.length);
+  const end = after.search(/\n {4}(Serial Number|Signature Algorithm):/);
+  return text.slice(from, from + marker.length + (end < 0 ? after.length : end + 1));
+}
+
+/** The parts of a PostgreSQL connection string, including the embedded cluster's socket form. */
+function splitConnectionString(cs: string): { prefix: string; database: string; query: string; user: string; host: string; port: string } {
+  const m = /^(postgres(?:ql)?:\/\/(?:([^@/]*)@)?([^/:]*)(?::(\d+))?\/)([^?]*)(.*)$/.exec(cs);
+  if (!m) throw new Error(`not a connection string: ${cs}`);
+  return { prefix: m[1]!, user: decodeURIComponent(m[2] ?? ''), host: m[3]!, port: m[4] ?? '', database: decodeURIComponent(m[5]!), query: m[6]! };
+}
+
+/** The database a connection string names. */
+export function databaseOf(cs: string): string {
+  return splitConnectionString(cs).database;
+}
+
+/** The same connection string naming another database (e.g. `postgres`, for ALTER DATABASE). */
+export function withDatabase(cs: string, database: string): string {
+  const p = splitConnectionString(cs);
+  return `${p.prefix}${encodeURIComponent(database)}${p.query}`;
 }
 
 /** A TCP listener relaying every connection to a PostgreSQL server, that a test can cut and restore. */
@@ -125,21 +144,20 @@ export interface DbRelay {
  * it is in use, run clients asynchronously (runAsync), never with spawnSync.
  */
 export async function startDbRelay(connectionString: string): Promise<DbRelay> {
-  const u = new URL(connectionString);
-  const socketDir = u.searchParams.get('host');
-  const port = Number(u.searchParams.get('port') ?? (u.port || 5432));
-  const target: net.NetConnectOpts = socketDir?.startsWith('/') ? { path: path.join(socketDir, `.s.PGSQL.${port}`) } : { host: u.hostname || '127.0.0.1', port };
+  const cs = splitConnectionString(connectionString);
+  const params = new URLSearchParams(cs.query.replace(/^\?/, ''));
+  const socketDir = params.get('host');
+  const port = Number(params.get('port') ?? (cs.port || 5432));
+  const target: net.NetConnectOpts = socketDir?.startsWith('/') ? { path: path.join(socketDir, `.s.PGSQL.${port}`) } : { host: cs.host || '127.0.0.1', port };
   const open = new Set<net.Socket>();
   let server: net.Server | null = null;
   let listenPort = 0;
   const listen = async () => {
     const s = net.createServer((client) => {
       const upstream = net.connect(target);
-      for (const sock of [client, upstream]) {
-        open.add(sock);
-        sock.on('close', () => open.delete(sock));
-        sock.on('error', () => undefined);
-      }
+      open.add(client);
+      client.on('close', () => open.delete(client));
+      for (const sock of [client, upstream]) sock.on('error', () => undefined);
       client.pipe(upstream).pipe(client);
       client.on('close', () => upstream.destroy());
       upstream.on('close', () => client.destroy());
@@ -152,13 +170,13 @@ export async function startDbRelay(connectionString: string): Promise<DbRelay> {
   const cut = async () => {
     const s = server;
     server = null;
+    // the client side is TCP: reset it (the upstream side, maybe a Unix socket, closes with it)
     for (const sock of open) sock.resetAndDestroy();
     if (s) await new Promise<void>((r) => s.close(() => r()));
   };
   await listen();
-  const database = u.pathname.replace(/^\//, '');
   return {
-    connectionString: `postgresql://${u.username || 'postgres'}@127.0.0.1:${listenPort}/${database}`,
+    connectionString: `postgresql://${encodeURIComponent(cs.user || 'postgres')}@127.0.0.1:${listenPort}/${encodeURIComponent(cs.database)}`,
     cut,
     restore: async () => {
       if (!server) await listen();
