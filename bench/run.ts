@@ -9,6 +9,10 @@
  *   est                            EST simpleenroll (Basic) / simplereenroll (mTLS) over HTTPS, new TLS per
  *                                  request, 32/256 clients, beside a bare https server (bench/est.ts)
  *   scep                           SCEP PKCSReq over keep-alive HTTP, 32 clients, beside its RSA/ECDSA crypto floor (bench/scep.ts)
+ *   ocsp                           OCSP over keep-alive HTTP, 64 connections, 1M certificates in the database, beside a bare
+ *                                  node:http server and `openssl ocsp -index` (bench/ocsp.ts; --ocsp-profile=<dir>)
+ *   crl                            CRL build + sign of 10k/100k/1M revoked entries from PostgreSQL: seconds and peak RSS,
+ *                                  beside `openssl ca -gencrl` (bench/crl.ts; --no-crl-1m skips 1M)
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -33,6 +37,8 @@ import { floorIssue, onWorkers, rawSignLoop, type RawCsr } from './floors.js';
 import { estSection, type CpuShares, type LoadRow } from './est.js';
 import { median } from './load-util.js';
 import { scepSection } from './scep.js';
+import { ocspSection } from './ocsp.js';
+import { crlSection, type CrlRow } from './crl.js';
 
 const args = process.argv.slice(2);
 const JSON_OUT = args.includes('--json');
@@ -46,12 +52,16 @@ const gatherArg = args.find((a) => a.startsWith('--gather-ms='));
 const GATHER_MS = gatherArg ? Number(gatherArg.slice(12)) : undefined;
 const profArg = args.find((a) => a.startsWith('--est-profile='));
 const EST_PROFILE = profArg ? path.resolve(profArg.slice(14)) : undefined;
+const ocspProfArg = args.find((a) => a.startsWith('--ocsp-profile='));
+const OCSP_PROFILE = ocspProfArg ? path.resolve(ocspProfArg.slice(15)) : undefined;
 const THREADS = os.availableParallelism();
 const config = loadConfig(path.resolve('ca-config'));
 
 /** A table row: every figure has a name, runs and median; load rows (est, scep) add latency and CPU shares. */
-type Row = Pick<LoadRow, 'name' | 'unit' | 'median' | 'runs' | 'floor' | 'ratio'> & Partial<Pick<LoadRow, 'p50Ms' | 'p99Ms' | 'errors' | 'cpu'>>;
+type Row = Pick<LoadRow, 'name' | 'unit' | 'median' | 'runs' | 'floor' | 'ratio'> & Partial<Pick<LoadRow, 'p50Ms' | 'p99Ms' | 'errors' | 'cpu'>> & Partial<Pick<CrlRow, 'peakRssMb'>>;
 const rows: Row[] = [];
+/** Notes of the sections (ocsp, crl), printed under the table. */
+const sectionNotes: string[] = [];
 const floors = new Map<string, number>();
 const log = (s: string) => process.stderr.write(s + '\n');
 
@@ -119,6 +129,9 @@ async function main() {
   if (!ONLY || ONLY.has('core') || ONLY.has('durable')) await issuanceSections(tmp, n);
   if (!ONLY || ONLY.has('scep')) await scepSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, record: (r) => rows.push(r) });
   if (!ONLY || ONLY.has('est')) await estSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, record: (r) => rows.push(r), ...(EST_PROFILE ? { profileDir: EST_PROFILE } : {}) });
+  const note = (s: string) => sectionNotes.push(s);
+  if (!ONLY || ONLY.has('ocsp')) await ocspSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, note, record: (r) => rows.push(r), ...(OCSP_PROFILE ? { profileDir: OCSP_PROFILE } : {}) });
+  if (!ONLY || ONLY.has('crl')) await crlSection({ tmp, quick: QUICK, runs: RUNS, log, note, record: (r) => rows.push(r), with1m: !args.includes('--no-crl-1m') });
 
   rmSync(tmp, { recursive: true, force: true });
   printResults();
@@ -259,7 +272,7 @@ function cpuCell(c: CpuShares): string {
 
 function printResults() {
   const load = rows.some((r) => r.p50Ms !== undefined);
-  const notes = load
+  const notes = rows.some((r) => r.name.startsWith('EST') || r.name.startsWith('bare https'))
     ? [
         `est: server (event loop + ${THREADS} crypto workers), PostgreSQL and the load client (a separate process) share the same ${THREADS} cores; ` +
           'the floor is a bare node https server with fleetca\'s TLS options answering a fixed body, driven by the same client; ' +
@@ -267,17 +280,20 @@ function printResults() {
           "'cpu client/server/pg' is the share of all cores used by the load client, the fleetca (or floor) server process and PostgreSQL during the run",
       ]
     : [];
+  notes.push(...sectionNotes);
+  const rss = rows.some((r) => r.peakRssMb !== undefined);
   if (JSON_OUT) {
     process.stdout.write(JSON.stringify({ machine: { cores: THREADS, node: process.version }, runs: RUNS, results: rows, ...(notes.length ? { notes } : {}) }, null, 2) + '\n');
   } else {
-    const header = ['benchmark', 'median', 'runs', 'floor', 'ratio', ...(load ? ['p50 / p99', 'cpu client/server/pg'] : [])];
+    const header = ['benchmark', 'median', 'runs', 'floor', 'ratio', ...(load ? ['p50 / p99', 'cpu client/server/pg'] : []), ...(rss ? ['peak RSS'] : [])];
     const body = rows.map((r) => [
       r.name,
-      `${r.median}/s`,
+      r.unit === 's' ? `${r.median} s` : `${r.median}/s`,
       r.runs.join(' '),
       r.floor ?? '-',
       r.ratio !== undefined ? `${(r.ratio * 100).toFixed(1)} %` : '-',
       ...(load ? [r.p50Ms !== undefined ? `${r.p50Ms} / ${r.p99Ms} ms` : '-', r.cpu ? cpuCell(r.cpu) : '-'] : []),
+      ...(rss ? [r.peakRssMb !== undefined ? `${r.peakRssMb} MB` : '-'] : []),
     ]);
     const widths = header.map((_, i) => Math.max(header[i]!.length, ...body.map((b) => b[i]!.length)));
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
