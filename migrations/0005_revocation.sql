@@ -10,6 +10,7 @@ ALTER TABLE certificates ADD COLUMN crl_shard smallint CHECK (crl_shard >= 0);
 -- A valid certificate has no entry. Rows revoked before this migration have none yet: the CRL
 -- publisher encodes those before it builds (ca/crl.ts).
 ALTER TABLE certificates ADD CONSTRAINT certificates_crl_entry_status CHECK (status <> 'valid' OR crl_entry IS NULL);
+CREATE INDEX certificates_missing_crl_entry_idx ON certificates (serial) WHERE status <> 'valid' AND crl_entry IS NULL;
 
 -- CRL building pages through an issuer's revoked and held certificates in serial order.
 CREATE INDEX certificates_listed_idx ON certificates (issuer_id, serial) WHERE status <> 'valid';
@@ -26,6 +27,9 @@ ALTER TABLE crls ADD COLUMN base boolean NOT NULL DEFAULT false;
 ALTER TABLE crls ADD COLUMN base_number bigint;
 ALTER TABLE crls ADD COLUMN entries integer NOT NULL DEFAULT 0;
 CREATE INDEX crls_base_idx ON crls (issuer_id, number DESC) WHERE base;
+-- a CRL is signed, high-entropy DER: compressing it on insert (measured: 1.5 s for a 49 MB CRL)
+-- gains nothing
+ALTER TABLE crls ALTER COLUMN der SET STORAGE EXTERNAL;
 
 -- Pre-signed OCSP responses (RFC 5019 §2.1: responses may be produced ahead of requests), one per
 -- certificate, for the SHA-1 CertID every client can send. A status change deletes the row in the

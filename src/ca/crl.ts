@@ -106,6 +106,7 @@ export async function publishCrls(deps: CrlDeps, issuer: IssuerRuntime, opts: { 
         ...(p.kind === 'delta' ? { deltaCrlIndicator: p.baseNumber! } : settings.deltas && p.shard === 0 ? { freshestCrlUrl: issuer.urls.deltaCrl } : {}),
         ...(p.idpUrl ? { issuingDistributionPoint: { url: p.idpUrl, onlyContainsUserCerts: true } } : {}),
       });
+      p.encoded.length = 0; // the pages are in the TBS now: let them go before the signed copy is made
       const details = { number: number.toString(), kind: p.kind, shard: p.shard, entries: p.entries, base: p.base };
       await deps.store.appendAudit([{ at: thisUpdate, actor: opts.actor, action: 'crl.sign.begin', target: issuer.record.name, details }]);
       const der = assembleCrl(tbs, signer.algorithm, await signer.sign(tbs));

@@ -21,7 +21,6 @@ import {
   encodeResponseData,
   issuerHashes,
   keyHashOfSpki,
-  OcspRequestError,
   type OcspCertId,
   type OcspCertStatus,
   type OcspErrorStatus,
@@ -82,6 +81,8 @@ interface CacheEntry {
   der: Buffer;
   thisUpdate: Date;
   nextUpdate: Date;
+  /** What a hit returns: one object per entry, so adapters may key derived data (headers) on it. */
+  answer: OcspAnswer;
 }
 
 /** Responses are not served from the cache or the database in their last minute. */
@@ -142,13 +143,15 @@ export class OcspService {
     return this.cache.size;
   }
 
-  /** Answers one DER OCSPRequest. Never throws: every failure is an OCSP error status. */
-  async respond(body: Buffer): Promise<OcspAnswer> {
+  /**
+   * Answers one DER OCSPRequest. Never throws: every failure is an OCSP error status. A cached
+   * answer (the hot path) and every error before a lookup are returned synchronously.
+   */
+  respond(body: Buffer): OcspAnswer | Promise<OcspAnswer> {
     let req;
     try {
       req = decodeOcspRequest(body);
     } catch (e) {
-      if (e instanceof OcspRequestError) return this.error('malformedRequest', { err: e.message }, 'malformed OCSP request');
       return this.error('malformedRequest', { err: (e as Error).message }, 'malformed OCSP request');
     }
     const first = req.certIds[0]!;
@@ -159,15 +162,30 @@ export class OcspService {
     if (!responder || req.certIds.some((id) => this.responderFor(id) !== responder)) {
       return this.error('unauthorized', { issuerNameHash: first.issuerNameHash.toString('hex') }, 'OCSP request for an issuer this responder does not serve');
     }
-    try {
-      if (req.certIds.length === 1 && req.nonce === null) return await this.single(responder, first);
-      return await this.live(responder, req.certIds, req.nonce);
-    } catch (e) {
+    const single = req.certIds.length === 1 && req.nonce === null;
+    if (single) {
+      const hit = this.cached(first);
+      if (hit) return hit;
+    }
+    const work = single ? this.single(responder, first) : this.live(responder, req.certIds, req.nonce);
+    return work.catch((e: unknown) => {
       if (e instanceof CaError && e.kind === 'unavailable') return this.error('tryLater', { err: e.message }, 'OCSP: database unavailable');
       if (e instanceof Busy) return this.error('tryLater', {}, 'OCSP: too many live signatures waiting');
       this.deps.log('error', { err: (e as Error).message }, 'OCSP: internal error');
-      return { der: encodeOcspError('internalError'), status: 'internalError', live: false, source: 'error' };
-    }
+      return { der: encodeOcspError('internalError'), status: 'internalError' as const, live: false, source: 'error' as const };
+    });
+  }
+
+  /** The cached answer for exactly this CertID, if fresh. */
+  private cached(id: OcspCertId): OcspAnswer | null {
+    if (id.serialHex === null) return null;
+    const key = `${id.hash}|${id.serialHex}`;
+    const hit = this.cache.get(key);
+    if (!hit || hit.nextUpdate.getTime() - FRESH_MARGIN_MS <= this.deps.clock.now().getTime() || !hit.certIdDer.equals(id.der)) return null;
+    // LRU: move to the end
+    this.cache.delete(key);
+    this.cache.set(key, hit);
+    return hit.answer;
   }
 
   /**
@@ -214,15 +232,6 @@ export class OcspService {
     const serial = id.serialHex;
     const nowMs = this.deps.clock.now().getTime();
     const key = serial !== null ? `${id.hash}|${serial}` : null;
-    if (key !== null) {
-      const hit = this.cache.get(key);
-      if (hit && hit.nextUpdate.getTime() - FRESH_MARGIN_MS > nowMs && hit.certIdDer.equals(id.der)) {
-        // LRU: move to the end
-        this.cache.delete(key);
-        this.cache.set(key, hit);
-        return { der: hit.der, status: 'successful', thisUpdate: hit.thisUpdate, nextUpdate: hit.nextUpdate, live: false, source: 'cache' };
-      }
-    }
     const epoch = this.epoch;
     const state = serial !== null ? await this.load(serial) : null;
     const mine = state !== null && state.issuerId === r.issuer.record.id ? state : null;
@@ -273,11 +282,12 @@ export class OcspService {
     return { serial: s.serial, status: s.status, reason: s.reason, thisUpdate: now, nextUpdate, der };
   }
 
-  private remember(key: string, e: CacheEntry, epoch: number): void {
+  private remember(key: string, e: Omit<CacheEntry, 'answer'>, epoch: number): void {
     // an eviction since the read began means the status may have changed under us
     if (epoch !== this.epoch || this.deps.settings.cacheEntries === 0) return;
     this.cache.delete(key);
-    this.cache.set(key, e);
+    const answer: OcspAnswer = { der: e.der, status: 'successful', thisUpdate: e.thisUpdate, nextUpdate: e.nextUpdate, live: false, source: 'cache' };
+    this.cache.set(key, { ...e, answer });
     while (this.cache.size > this.deps.settings.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
   }
 

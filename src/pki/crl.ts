@@ -11,6 +11,7 @@ import {
   encodeExplicit,
   encodeGeneralizedTime,
   encodeInteger,
+  encodeLength,
   encodeSequence,
   encodeTime,
   encodeTlv,
@@ -196,7 +197,14 @@ export function buildTbsCertList(p: TbsCertListParams): Buffer {
     encodeTime(p.nextUpdate),
   ];
   const encoded = p.encodedEntries?.filter((b) => b.length > 0) ?? [];
-  if (entries.length > 0 || encoded.length > 0) parts.push(encodeSequence(...entries, ...encoded));
+  if (entries.length > 0 || encoded.length > 0) {
+    // revokedCertificates: header, then the entries as they are, so that a large list is copied
+    // once (into the TBS) rather than twice
+    let total = 0;
+    for (const e of entries) total += e.length;
+    for (const e of encoded) total += e.length;
+    parts.push(Buffer.concat([Buffer.from([TAG.SEQUENCE]), encodeLength(total)]), ...entries, ...encoded);
+  }
   parts.push(encodeExplicit(0, encodeSequence(...exts)));
   return encodeSequence(...parts);
 }

@@ -5,6 +5,7 @@
  * status change made here, in the same transaction.
  */
 import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { conflict, internal, notFound } from '../core/errors.js';
 import type {
   CertificateStatus,
@@ -160,9 +161,6 @@ export async function setCrlEntries(c: pg.Pool, entries: Array<{ serial: string;
 
 // ---------------------------------------------------------------- CRL build sessions
 
-/** Entries per page: ~45 bytes each, so a page is about a megabyte of DER. */
-const PAGE = 20_000;
-
 /**
  * A CRL build for one issuer: a session advisory lock (taken before the snapshot, so the snapshot
  * sees every CRL number the previous holder committed), then one REPEATABLE READ READ ONLY
@@ -227,25 +225,69 @@ export async function crlBuild<T>(pool: pg.Pool, issuerId: number, fn: (s: CrlBu
   }
 }
 
+/**
+ * The stored entries of one scope, in serial order, streamed with `COPY … TO STDOUT (FORMAT
+ * binary)`: the bytes arrive as they are stored (no row objects, no hex text to decode), one
+ * buffer per network chunk. COPY takes no bind parameters, so the values are formatted here from
+ * typed inputs only (integers and an ISO timestamp).
+ */
 async function* entryPages(c: Client, issuerId: number, opts: { listedAfter: Date; shard?: number }): AsyncIterable<{ der: Buffer; count: number }> {
-  let after = '';
-  for (;;) {
-    // keyset pages over certificates_listed_idx; string_agg in the server turns 20k rows into one
-    // value, so the driver parses a few rows per page instead of one object per entry
-    const r = await c.query<{ last: string | null; der: Buffer | null; n: number }>(
-      `SELECT max(serial) AS last, string_agg(crl_entry, ''::bytea ORDER BY serial) AS der, count(*)::int AS n FROM (
-         SELECT serial, crl_entry FROM certificates
-          WHERE issuer_id = $1 AND status <> 'valid' AND serial > $2 AND not_after >= $3
-            AND ($4::smallint IS NULL OR crl_shard = $4)
-          ORDER BY serial LIMIT ${PAGE}) page`,
-      [issuerId, after, opts.listedAfter, opts.shard ?? null],
-    );
-    const row = r.rows[0]!;
-    if (row.n === 0 || row.last === null) return;
-    if (!row.der) throw internal('a revoked certificate has no CRL entry');
-    yield { der: row.der, count: row.n };
-    if (row.n < PAGE) return;
-    after = row.last;
+  if (!Number.isInteger(issuerId) || (opts.shard !== undefined && !Number.isInteger(opts.shard))) throw internal('bad CRL scope');
+  const sql = `COPY (SELECT crl_entry FROM certificates
+      WHERE issuer_id = ${issuerId} AND status <> 'valid' AND not_after >= '${opts.listedAfter.toISOString()}'::timestamptz
+        ${opts.shard !== undefined ? `AND crl_shard = ${opts.shard}` : ''}
+      ORDER BY serial) TO STDOUT (FORMAT binary)`;
+  const stream = c.query(copyTo(sql));
+  const parser = new CopyBinaryEntries();
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    const page = parser.push(chunk);
+    if (page) yield page;
+  }
+  parser.end();
+}
+
+/** Reads PostgreSQL's binary COPY format (one bytea column) into concatenated values. */
+class CopyBinaryEntries {
+  private rest: Buffer = Buffer.alloc(0);
+  private headerDone = false;
+  private done = false;
+
+  push(chunk: Buffer): { der: Buffer; count: number } | null {
+    const buf = this.rest.length > 0 ? Buffer.concat([this.rest, chunk]) : chunk;
+    let off = 0;
+    if (!this.headerDone) {
+      // "PGCOPY\n\xff\r\n\0", flags int32, header extension length int32, extension
+      if (buf.length < 19) {
+        this.rest = buf;
+        return null;
+      }
+      if (buf.toString('latin1', 0, 11) !== 'PGCOPY\n\xff\r\n\0') throw internal('unexpected COPY header');
+      off = 19 + buf.readInt32BE(15);
+      this.headerDone = true;
+    }
+    const parts: Buffer[] = [];
+    let count = 0;
+    while (!this.done && off + 2 <= buf.length) {
+      const fields = buf.readInt16BE(off);
+      if (fields === -1) {
+        this.done = true;
+        off += 2;
+        break;
+      }
+      if (fields !== 1 || off + 6 > buf.length) break;
+      const len = buf.readInt32BE(off + 2);
+      if (len < 0) throw internal('a revoked certificate has no CRL entry');
+      if (off + 6 + len > buf.length) break;
+      parts.push(buf.subarray(off + 6, off + 6 + len));
+      count++;
+      off += 6 + len;
+    }
+    this.rest = Buffer.from(buf.subarray(off));
+    return count > 0 ? { der: Buffer.concat(parts), count } : null;
+  }
+
+  end(): void {
+    if (!this.done || this.rest.length > 0) throw internal('COPY ended early');
   }
 }
 

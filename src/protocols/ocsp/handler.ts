@@ -15,7 +15,8 @@ import type { OcspAnswer } from '../../ca/ocsp.js';
 import { encodeOcspError } from '../../pki/ocsp.js';
 
 export interface OcspHandlerDeps {
-  respond(der: Buffer): Promise<OcspAnswer>;
+  /** Synchronous for a cached answer (the hot path), a promise otherwise. */
+  respond(der: Buffer): OcspAnswer | Promise<OcspAnswer>;
   /** Largest POST body read, bytes. */
   maxBody: number;
   /** Cap of Cache-Control max-age, ms. */
@@ -32,33 +33,53 @@ const MAX_GET_CHARS = 8192;
 
 /** Handles the request when its path is an OCSP path; returns false for every other path. */
 export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const send = (res: ServerResponse, a: OcspAnswer, _get: boolean) => {
-    deps.count(a.status, a.source);
-    const headers: Record<string, string | number> = { 'Content-Type': 'application/ocsp-response', 'Content-Length': a.der.length };
+  /** The fixed headers of an answer, made once per answer object (a cached answer is reused). */
+  const fixed = new WeakMap<OcspAnswer, Record<string, string | number>>();
+  const headersOf = (a: OcspAnswer): Record<string, string | number> => {
+    let h = fixed.get(a);
+    if (h) return h;
+    h = { 'Content-Type': 'application/ocsp-response', 'Content-Length': a.der.length };
     if (a.status === 'successful' && a.thisUpdate && a.nextUpdate && !a.live) {
-      const now = deps.now().getTime();
-      const maxAge = Math.max(0, Math.floor(Math.min(a.nextUpdate.getTime() - now, deps.httpMaxAgeMs) / 1000));
       // RFC 5019 §6.2 caching headers, from the response's own times
-      headers['Last-Modified'] = a.thisUpdate.toUTCString();
-      headers.Expires = a.nextUpdate.toUTCString();
-      headers['Cache-Control'] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
-      headers.ETag = `"${crypto.createHash('sha1').update(a.der).digest('hex')}"`;
+      h['Last-Modified'] = a.thisUpdate.toUTCString();
+      h.Expires = a.nextUpdate.toUTCString();
+      h.ETag = `"${crypto.createHash('sha1').update(a.der).digest('hex')}"`;
     } else {
-      headers['Cache-Control'] = 'no-store';
+      h['Cache-Control'] = 'no-store';
     }
-    res.writeHead(200, headers);
+    if (a.source === 'cache') fixed.set(a, h);
+    return h;
+  };
+  const send = (res: ServerResponse, a: OcspAnswer) => {
+    deps.count(a.status, a.source);
+    const h = headersOf(a);
+    if (h.ETag !== undefined) {
+      const maxAge = Math.max(0, Math.floor(Math.min(a.nextUpdate!.getTime() - deps.now().getTime(), deps.httpMaxAgeMs) / 1000));
+      res.setHeader('Cache-Control', `max-age=${maxAge}, public, no-transform, must-revalidate`);
+    }
+    res.writeHead(200, h);
     res.end(a.der);
   };
   const fail = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}) => {
     res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(text), ...extra });
     res.end(text);
   };
-  const answer = (res: ServerResponse, der: Buffer, get: boolean) => {
-    deps.respond(der).then(
-      (a) => send(res, a, get),
+  const answer = (res: ServerResponse, der: Buffer) => {
+    let a: OcspAnswer | Promise<OcspAnswer>;
+    try {
+      a = deps.respond(der);
+    } catch (e) {
+      a = Promise.reject(e);
+    }
+    if (!(a instanceof Promise)) {
+      send(res, a);
+      return;
+    }
+    a.then(
+      (x) => send(res, x),
       (e: unknown) => {
         deps.log({ err: (e as Error).message }, 'OCSP handler failed');
-        send(res, { der: encodeOcspError('internalError'), status: 'internalError', live: false, source: 'error' }, get);
+        send(res, { der: encodeOcspError('internalError'), status: 'internalError', live: false, source: 'error' });
       },
     );
   };
@@ -102,7 +123,7 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
         chunks.push(c);
       });
       req.on('end', () => {
-        if (!over) answer(res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size), false);
+        if (!over) answer(res, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
       });
       req.on('error', () => undefined);
       return true;
@@ -120,10 +141,10 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
       }
       if (b64.length > MAX_GET_CHARS || !BASE64.test(b64)) {
         deps.log({ chars: rest.length }, 'OCSP GET request is not base64');
-        send(res, { der: encodeOcspError('malformedRequest'), status: 'malformedRequest', live: false, source: 'error' }, true);
+        send(res, { der: encodeOcspError('malformedRequest'), status: 'malformedRequest', live: false, source: 'error' });
         return true;
       }
-      answer(res, Buffer.from(b64, b64.includes('-') || b64.includes('_') ? 'base64url' : 'base64'), true);
+      answer(res, Buffer.from(b64, b64.includes('-') || b64.includes('_') ? 'base64url' : 'base64'));
       return true;
     }
     fail(res, 405, 'OCSP answers GET and POST\n', { Allow: 'GET, POST' });
