@@ -159,7 +159,7 @@ export class OcspService {
       if (id.hash === null) return this.error('malformedRequest', { hashOid: id.hashOid }, 'OCSP request with an unsupported CertID hash');
     }
     const responder = this.responderFor(first);
-    if (!responder || req.certIds.some((id) => this.responderFor(id) !== responder)) {
+    if (!responder || (req.certIds.length > 1 && req.certIds.some((id) => this.responderFor(id) !== responder))) {
       return this.error('unauthorized', { issuerNameHash: first.issuerNameHash.toString('hex') }, 'OCSP request for an issuer this responder does not serve');
     }
     const single = req.certIds.length === 1 && req.nonce === null;

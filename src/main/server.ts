@@ -186,7 +186,16 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
     maxBody: 16 * 1024,
     httpMaxAgeMs: rt.config.settings.crl.httpMaxAge,
     now: () => rt.clock.now(),
-    count: (s, source) => metrics.ocsp.inc({ status: s, source }),
+    count: (() => {
+      // one labelled child per (status, source), looked up once: this runs for every OCSP answer
+      const children = new Map<string, { inc(): void }>();
+      return (s: string, source: string) => {
+        const k = `${s}|${source}`;
+        let c = children.get(k);
+        if (!c) children.set(k, (c = metrics.ocsp.labels(s, source)));
+        c.inc();
+      };
+    })(),
     log: (obj, msg) => rt.log.warn(obj, msg),
   });
   // SCEP GET PKIOperation carries the whole message in the URL: allow 64 KiB of headers (default 16)
