@@ -286,6 +286,8 @@ export class OcspService {
     // an eviction since the read began means the status may have changed under us
     if (epoch !== this.epoch || this.deps.settings.cacheEntries === 0) return;
     this.cache.delete(key);
+    // the CertID is a view into the request's socket buffer (64 KiB): keep a copy, not the buffer
+    e = { ...e, certIdDer: Buffer.from(e.certIdDer) };
     const answer: OcspAnswer = { der: e.der, status: 'successful', thisUpdate: e.thisUpdate, nextUpdate: e.nextUpdate, live: false, source: 'cache' };
     this.cache.set(key, { ...e, answer });
     while (this.cache.size > this.deps.settings.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
