@@ -115,7 +115,10 @@ describe('CRL publication', () => {
     expect(hasExtension(pub.delta!.der, '2.5.29.27', true)).toBe(true); // Delta CRL Indicator, critical
     expect(verifies(pub.delta!.der, deviceCa)).toBe(true);
     const stored = await suite.store.latestCrl('device-ca', 'delta');
-    expect(stored!.der).toEqual(pub.delta!.der);
+    // stored through binary COPY: every field reads back as written
+    expect(stored).toEqual({ issuerId: deviceCa.record.id, number: pub.delta!.number, kind: 'delta', shard: 0, thisUpdate: pub.delta!.thisUpdate, nextUpdate: pub.delta!.nextUpdate, der: pub.delta!.der });
+    const { rows } = await suite.store.pool.query('SELECT base, base_number::text AS b, entries FROM crls WHERE issuer_id = $1 AND number = $2', [deviceCa.record.id, pub.delta!.number.toString()]);
+    expect(rows).toEqual([{ base: false, b: base!.full.number.toString(), entries: 1 }]);
   });
 
   it('a released hold leaves the full CRL and appears in the delta as removeFromCRL', async () => {
