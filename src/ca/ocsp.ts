@@ -100,6 +100,9 @@ export class OcspService {
   private liveInFlight = 0;
   private liveWaiters: Array<() => void> = [];
   private writeBehind: OcspResponseRow[] = [];
+  private readonly refreshing = new Set<string>();
+  private refreshScheduled = false;
+  private running: Promise<void> = Promise.resolve();
   private writing = false;
 
   constructor(private readonly deps: OcspDeps, responders: OcspResponderKey[]) {
@@ -186,6 +189,37 @@ export class OcspService {
     this.cache.delete(key);
     this.cache.set(key, hit);
     return hit.answer;
+  }
+
+  /**
+   * A status changed: sign and store the serial's new response now (the change deleted the old
+   * one), gathering the serials of the same turn of the event loop. Failures are only logged: the
+   * next request signs live, and the pre-signer's pass stores it.
+   */
+  refreshSoon(serial: string): void {
+    this.refreshing.add(serial);
+    if (this.refreshScheduled) return;
+    this.refreshScheduled = true;
+    setImmediate(() => {
+      this.refreshScheduled = false;
+      const serials = [...this.refreshing];
+      this.refreshing.clear();
+      this.running = this.running
+        .then(() => this.refresh(serials))
+        .catch((e: unknown) => this.deps.log('warn', { err: (e as Error).message, serials: serials.length }, 'OCSP: re-signing after a status change failed'));
+    });
+  }
+
+  private async refresh(serials: string[]): Promise<void> {
+    const now = this.now();
+    const states = await this.deps.store.ocspStates(serials);
+    const rows = await Promise.all(
+      states.flatMap((s) => {
+        const r = this.responders.find((x) => x.issuer.record.id === s.issuerId);
+        return r && s.notAfter.getTime() > now.getTime() ? [this.signStored(r, s, now)] : [];
+      }),
+    );
+    await this.deps.store.saveOcspResponses(rows);
   }
 
   /**
@@ -359,7 +393,8 @@ export class OcspService {
 
   /** Waits for background writes (tests, shutdown). */
   async flush(): Promise<void> {
-    while (this.writing || this.writeBehind.length > 0) await new Promise((r) => setTimeout(r, 5));
+    while (this.writing || this.writeBehind.length > 0 || this.refreshScheduled) await new Promise((r) => setTimeout(r, 5));
+    await this.running;
   }
 }
 

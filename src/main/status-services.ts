@@ -84,6 +84,7 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
   const listener = listenForChanges(rt.store.pool.options as pg.ClientConfig, {
     status: (issuerId, serial) => {
       ocsp.evict(serial);
+      ocsp.refreshSoon(serial);
       crls.changed(issuerId);
     },
     crl: () => crlCache.clear(),

@@ -211,6 +211,20 @@ describe('OCSP responder', () => {
     expect(await ocsp.presign()).toBe(0);
   });
 
+  it('a status change is re-signed and stored at once (refreshSoon), not at the next pre-signing pass', async () => {
+    const c = await issueDevice();
+    await ocsp.presign();
+    await ca.revoke(c.serial, 'cessationOfOperation', 'test');
+    expect((await suite.store.ocspStates([c.serial]))[0]!.stored).toBeNull(); // the change deleted it
+    ocsp.evict(c.serial);
+    ocsp.refreshSoon(c.serial);
+    await ocsp.flush();
+    const stored = (await suite.store.ocspStates([c.serial]))[0]!.stored!;
+    expect(decodeOcspResponse(stored.der).basic!.responses[0]!.status).toMatchObject({ type: 'revoked', reason: 'cessationOfOperation' });
+    const a = await ocsp.respond(ocspRequest([certIdFor(c.serial)]));
+    expect(a.source).toBe('stored');
+  });
+
   it('held → revoked/certificateHold; unknown serial → unknown; several CertIDs and a nonce → one live response echoing it', async () => {
     const c = await issueDevice();
     await ca.revoke(c.serial, 'certificateHold', 'test');
