@@ -223,6 +223,34 @@ export interface RevocationStore {
   releaseDevice(input: DeviceStatusInput): Promise<CertificateRecord[]>;
 }
 
+/** An open or lifted quarantine of a device. */
+export interface DeviceQuarantine {
+  deviceId: string;
+  reason: string;
+  actor: string;
+  at: Date;
+  /** The certificates this quarantine put on hold (lifting it releases those still held). */
+  heldSerials: string[];
+  releasedAt: Date | null;
+  releasedBy: string | null;
+}
+
+/**
+ * Containment of a whole device, each in one transaction with its audit entry:
+ * - quarantine: active → quarantined; every valid live certificate on hold; the quarantine recorded.
+ *   A quarantined or retired device → conflict; unknown → notFound.
+ * - lift: quarantined → active; the certificates the quarantine held, if still on hold, released.
+ *   Not quarantined → conflict.
+ * - retire: active or quarantined → retired; every valid or held live certificate revoked
+ *   (cessationOfOperation). Retired already → conflict.
+ */
+export interface ContainmentStore {
+  quarantineDevice(input: DeviceStatusInput & { reason: string; crlEntry: RevocationInput['crlEntry'] }): Promise<{ quarantine: DeviceQuarantine; held: CertificateRecord[] }>;
+  liftQuarantine(input: DeviceStatusInput): Promise<{ quarantine: DeviceQuarantine; released: CertificateRecord[] }>;
+  retireDevice(input: DeviceStatusInput & { crlEntry: RevocationInput['crlEntry'] }): Promise<CertificateRecord[]>;
+  openQuarantine(deviceId: string): Promise<DeviceQuarantine | null>;
+}
+
 export interface DeviceStore {
   addDevice(d: NewDevice, at: Date): Promise<DeviceRecord>;
   getDevice(id: string): Promise<DeviceRecord | null>;

@@ -19,10 +19,11 @@ import type { CryptoEngine } from '../signing/crypto-pool.js';
 import type { KeyStore } from '../signing/key-store.js';
 import { initHierarchy } from '../ca/bootstrap.js';
 import { crlSettingsOf, publishCrls } from '../ca/crl.js';
+import { liftQuarantine, quarantineDevice, retireDevice } from '../ca/containment.js';
 import { normalizeBaseUrl } from '../ca/urls.js';
 import { normalizeMac } from '../ca/policy.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
-import type { CaStore, CertificateRecord, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
+import type { CaStore, CertificateRecord, ContainmentStore, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
 import type { EnrollmentRequest, EnrollmentStore, RequestState } from '../enrollment/ports.js';
 import { createEnrollmentSecrets } from '../enrollment/secret-issuer.js';
 
@@ -31,7 +32,7 @@ export interface CliRuntime {
   env: Env;
   config: FleetcaConfig;
   dataDir: DataDir;
-  store: CaStore & CrlStore & EnrollmentStore;
+  store: CaStore & CrlStore & ContainmentStore & EnrollmentStore;
   crypto: CryptoEngine;
   /** HMAC key of one-time enrollment secrets. */
   secretKey(): Buffer;
@@ -355,6 +356,45 @@ export function buildProgram(host: CliHost): Command {
         assertProfile(rt, o.profile);
         const d = await rt.store.updateDevice(id, patch, rt.clock.now());
         printDevice(d, o.json, 'updated');
+      })();
+    });
+
+  // containment (issue 6): the SOC's "quarantine this device now"
+  device
+    .command('quarantine <id>')
+    .description('put every live certificate of the device on hold and refuse its enrollment and renewal until released')
+    .addOption(dataDirOpt())
+    .requiredOption('--reason <text>', 'why (kept with the quarantine and in the audit log)')
+    .option('--json', 'print the quarantine and the held certificates as JSON')
+    .action(async (id: string, o: { dataDir: string; reason: string; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const r = await quarantineDevice({ store: rt.store, clock: rt.clock }, id, o.reason, 'cli');
+        if (o.json) host.out(JSON.stringify({ device: id, reason: r.quarantine.reason, at: r.quarantine.at.toISOString(), held: r.held.map(certJson) }, null, 2) + '\n');
+        host.err(`quarantined ${id}: ${r.held.length} certificate(s) on hold\n`);
+      })();
+    });
+  device
+    .command('release <id>')
+    .description('lift a quarantine: the certificates it held are valid again and the device may enroll')
+    .addOption(dataDirOpt())
+    .option('--json', 'print the released certificates as JSON')
+    .action(async (id: string, o: { dataDir: string; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const r = await liftQuarantine({ store: rt.store, clock: rt.clock }, id, 'cli');
+        if (o.json) host.out(JSON.stringify({ device: id, released: r.released.map(certJson) }, null, 2) + '\n');
+        host.err(`released ${id}: ${r.released.length} certificate(s) valid again\n`);
+      })();
+    });
+  device
+    .command('retire <id>')
+    .description('revoke every live certificate of the device (cessationOfOperation) and mark it retired, for good')
+    .addOption(dataDirOpt())
+    .option('--json', 'print the revoked certificates as JSON')
+    .action(async (id: string, o: { dataDir: string; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const revoked = await retireDevice({ store: rt.store, clock: rt.clock }, id, 'cli');
+        if (o.json) host.out(JSON.stringify({ device: id, revoked: revoked.map(certJson) }, null, 2) + '\n');
+        host.err(`retired ${id}: ${revoked.length} certificate(s) revoked\n`);
       })();
     });
 

@@ -12,6 +12,7 @@ import type {
   CertificateStatus,
   CrlBuildSession,
   CrlRecord,
+  DeviceQuarantine,
   DeviceStatusInput,
   OcspCertState,
   OcspResponseRow,
@@ -138,6 +139,89 @@ export async function revokeDevice(c: Client, input: DeviceStatusInput & Omit<Re
 export async function releaseDevice(c: Client, input: DeviceStatusInput): Promise<string[]> {
   const rows = await lockDeviceCertificates(c, input.deviceId, input.at, ['hold']);
   return applyRelease(c, rows, input.at, input.actor);
+}
+
+// ---------------------------------------------------------------- device containment
+
+interface QuarantineRow {
+  device_id: string;
+  reason: string;
+  actor: string;
+  at: Date;
+  held_serials: string[];
+  released_at: Date | null;
+  released_by: string | null;
+}
+
+const toQuarantine = (r: QuarantineRow): DeviceQuarantine => ({
+  deviceId: r.device_id,
+  reason: r.reason,
+  actor: r.actor,
+  at: r.at,
+  heldSerials: r.held_serials,
+  releasedAt: r.released_at,
+  releasedBy: r.released_by,
+});
+
+/** Locks the device row and returns its state; unknown → notFound. */
+async function lockDevice(c: Client, deviceId: string): Promise<string> {
+  const d = await c.query<{ state: string }>('SELECT state FROM devices WHERE id = $1 FOR UPDATE', [deviceId]);
+  if (d.rowCount === 0) throw notFound(`no device ${deviceId}`);
+  return d.rows[0]!.state;
+}
+
+async function setDeviceState(c: Client, deviceId: string, state: string, at: Date, actor: string, action: string, details: Record<string, unknown>): Promise<void> {
+  await c.query('UPDATE devices SET state = $2, updated_at = $3 WHERE id = $1', [deviceId, state, at]);
+  await c.query(`INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)`, [at, actor, action, deviceId, JSON.stringify(details)]);
+}
+
+/** active → quarantined, holding every valid live certificate; see ContainmentStore. */
+export async function quarantineDevice(c: Client, input: DeviceStatusInput & { reason: string; crlEntry: RevocationInput['crlEntry'] }): Promise<{ quarantine: DeviceQuarantine; held: string[] }> {
+  const state = await lockDevice(c, input.deviceId);
+  if (state !== 'active') throw conflict(`device ${input.deviceId} is ${state}${state === 'quarantined' ? ' already' : ''}`);
+  const rows = await lockDeviceCertificates(c, input.deviceId, input.at, ['valid']);
+  const held = await applyRevocation(c, rows, { reason: 'certificateHold', at: input.at, actor: input.actor, invalidityDate: null, crlEntry: input.crlEntry });
+  const q = await c.query<QuarantineRow>(
+    `INSERT INTO device_quarantines (device_id, reason, actor, at, held_serials) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+    [input.deviceId, input.reason, input.actor, input.at, held],
+  );
+  await setDeviceState(c, input.deviceId, 'quarantined', input.at, input.actor, 'device.quarantined', { reason: input.reason, held });
+  return { quarantine: toQuarantine(q.rows[0]!), held };
+}
+
+/** quarantined → active, releasing what the quarantine held (if still held). */
+export async function liftQuarantine(c: Client, input: DeviceStatusInput): Promise<{ quarantine: DeviceQuarantine; released: string[] }> {
+  const state = await lockDevice(c, input.deviceId);
+  if (state !== 'quarantined') throw conflict(`device ${input.deviceId} is ${state}, not quarantined`);
+  const q = await c.query<QuarantineRow>(
+    `UPDATE device_quarantines SET released_at = $2, released_by = $3 WHERE device_id = $1 AND released_at IS NULL RETURNING *`,
+    [input.deviceId, input.at, input.actor],
+  );
+  const quarantine = q.rows[0] ? toQuarantine(q.rows[0]) : null;
+  const held = quarantine?.heldSerials ?? [];
+  const { rows } = await c.query<ChangedRow>(
+    `SELECT ${LOCK_COLUMNS} FROM certificates WHERE serial = ANY($1::text[]) AND status = 'hold' AND not_after > $2 ORDER BY serial FOR UPDATE`,
+    [held, input.at],
+  );
+  const released = await applyRelease(c, rows, input.at, input.actor);
+  await setDeviceState(c, input.deviceId, 'active', input.at, input.actor, 'device.released', { released });
+  return { quarantine: quarantine ?? { deviceId: input.deviceId, reason: '', actor: '', at: input.at, heldSerials: [], releasedAt: input.at, releasedBy: input.actor }, released };
+}
+
+/** active or quarantined → retired, revoking (cessationOfOperation) every valid or held live certificate. */
+export async function retireDevice(c: Client, input: DeviceStatusInput & { crlEntry: RevocationInput['crlEntry'] }): Promise<string[]> {
+  const state = await lockDevice(c, input.deviceId);
+  if (state === 'retired') throw conflict(`device ${input.deviceId} is retired already`);
+  await c.query(`UPDATE device_quarantines SET released_at = $2, released_by = $3 WHERE device_id = $1 AND released_at IS NULL`, [input.deviceId, input.at, input.actor]);
+  const rows = await lockDeviceCertificates(c, input.deviceId, input.at, ['valid', 'hold']);
+  const revoked = await applyRevocation(c, rows, { reason: 'cessationOfOperation', at: input.at, actor: input.actor, invalidityDate: null, crlEntry: input.crlEntry });
+  await setDeviceState(c, input.deviceId, 'retired', input.at, input.actor, 'device.retired', { revoked, previousState: state });
+  return revoked;
+}
+
+export async function openQuarantine(c: pg.Pool, deviceId: string): Promise<DeviceQuarantine | null> {
+  const { rows } = await c.query<QuarantineRow>('SELECT * FROM device_quarantines WHERE device_id = $1 AND released_at IS NULL', [deviceId]);
+  return rows[0] ? toQuarantine(rows[0]) : null;
 }
 
 // ---------------------------------------------------------------- CRL entries of old rows

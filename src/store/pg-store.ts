@@ -20,7 +20,9 @@ import type {
   CertificateRecord,
   CertificateStatus,
   CrlRecord,
+  ContainmentStore,
   CrlBuildSession,
+  DeviceQuarantine,
   CrlStore,
   DeviceStatusInput,
   OcspCertState,
@@ -358,7 +360,7 @@ const toCertificate = (r: CertificateRow): CertificateRecord => ({
 // ---------------------------------------------------------------- the store
 
 /** `CaStore` (and the CRL port, whose SQL lives in pg-crls.ts) over a pg.Pool. */
-export class PgStore implements CaStore, CrlStore, OcspStore, EnrollmentStore {
+export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, EnrollmentStore {
   /** The pool, for the migrations runner and other store-internal code. */
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
@@ -799,6 +801,28 @@ export class PgStore implements CaStore, CrlStore, OcspStore, EnrollmentStore {
 
   async releaseDevice(input: DeviceStatusInput): Promise<CertificateRecord[]> {
     return this.tx(async (c) => this.certificatesIn(c, await rev.releaseDevice(c, input)));
+  }
+
+  async quarantineDevice(input: DeviceStatusInput & { reason: string; crlEntry: RevocationInput['crlEntry'] }): Promise<{ quarantine: DeviceQuarantine; held: CertificateRecord[] }> {
+    return this.tx(async (c) => {
+      const r = await rev.quarantineDevice(c, input);
+      return { quarantine: r.quarantine, held: await this.certificatesIn(c, r.held) };
+    });
+  }
+
+  async liftQuarantine(input: DeviceStatusInput): Promise<{ quarantine: DeviceQuarantine; released: CertificateRecord[] }> {
+    return this.tx(async (c) => {
+      const r = await rev.liftQuarantine(c, input);
+      return { quarantine: r.quarantine, released: await this.certificatesIn(c, r.released) };
+    });
+  }
+
+  async retireDevice(input: DeviceStatusInput & { crlEntry: RevocationInput['crlEntry'] }): Promise<CertificateRecord[]> {
+    return this.tx(async (c) => this.certificatesIn(c, await rev.retireDevice(c, input)));
+  }
+
+  openQuarantine(deviceId: string): Promise<DeviceQuarantine | null> {
+    return rev.openQuarantine(this.pool, deviceId);
   }
 
   private async certificatesIn(c: pg.PoolClient, serials: string[]): Promise<CertificateRecord[]> {
