@@ -63,6 +63,8 @@ export interface DeviceFilter {
   profile?: string;
   model?: string;
   state?: DeviceState;
+  /** Keyset pagination: only devices whose id sorts after this one. */
+  after?: string;
   limit?: number;
 }
 
@@ -128,6 +130,8 @@ export interface CertificateFilter {
   /** Only certificates with not_after < this instant (and still not expired before `now` if given). */
   expiringBefore?: Date;
   notExpiredAt?: Date;
+  /** Keyset pagination: only certificates after this one in (created_at, serial) order. */
+  after?: { createdAt: Date; serial: string };
   limit?: number;
 }
 
@@ -383,4 +387,137 @@ export interface OcspStore {
    * has nextUpdate before `refreshBefore`; at most `limit`, in serial order.
    */
   ocspDue(issuerId: number, now: Date, refreshBefore: Date, after: string, limit: number): Promise<OcspCertState[]>;
+}
+
+// ---------------------------------------------------------------- tamper-evident audit chain
+
+/** An audit row as the hash chain covers it (ids and positions fit in a JS number). */
+export interface AuditChainRow {
+  id: number;
+  /** Chain position (1, 2, 3 …); null until sealed. */
+  seq: number | null;
+  /** `at` in UTC with the microseconds the database keeps: `2030-01-01T00:00:00.000000Z`. */
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  /** The stored JSON value, as parsed. */
+  details: unknown;
+  prevHash: Buffer | null;
+  hash: Buffer | null;
+}
+
+/** What sealing writes on one row. */
+export interface AuditChainLink {
+  id: number;
+  seq: number;
+  prevHash: Buffer;
+  hash: Buffer;
+}
+
+/** A signed checkpoint of the chain: the row at `seq` has `hash`. */
+export interface AuditAnchor {
+  seq: number;
+  hash: Buffer;
+  signedAt: Date;
+  signature: Buffer;
+  /** SubjectPublicKeyInfo of the key that signed (checked against the trusted audit key). */
+  keySpki: Buffer;
+}
+
+/** One sealer's view, while it alone holds the sealer lock (across processes). */
+export interface AuditSealSession {
+  /** The sealed row with the highest seq. */
+  head(): Promise<{ seq: number; hash: Buffer } | null>;
+  /** The lowest id of a committed unsealed row and the highest id of any row; null when all are sealed. */
+  unsealedSpan(): Promise<{ minId: number; maxId: number } | null>;
+  /**
+   * Committed unsealed rows with fromId <= id < toId, lowest id first. An id range rather than a
+   * LIMIT: whatever plan the statistics of the moment give, a page reads at most that range.
+   */
+  unsealed(fromId: number, toId: number): Promise<AuditChainRow[]>;
+  /** Writes the links in one transaction; a row already sealed or gone fails the whole write. */
+  seal(links: AuditChainLink[], sealedAt: Date): Promise<void>;
+  latestAnchor(): Promise<AuditAnchor | null>;
+  saveAnchor(anchor: AuditAnchor): Promise<void>;
+}
+
+/** A consistent snapshot of the chain, for verification. */
+export interface AuditChainSnapshot {
+  /** Every anchor, by seq. */
+  anchors(): Promise<AuditAnchor[]>;
+  /** Sealed rows by seq, in pages (never the whole chain in memory). */
+  rows(pageSize: number): AsyncIterable<AuditChainRow[]>;
+  /** Rows still unsealed whose `at` is before `before`. */
+  staleUnsealed(before: Date): Promise<{ count: number; oldest: Date | null }>;
+}
+
+export interface AuditChainStore {
+  /**
+   * Runs `fn` holding the sealer lock. `wait` false: resolves null at once when another process
+   * holds it (it is sealing); true: waits for it.
+   */
+  auditSealSession<T>(wait: boolean, fn: (s: AuditSealSession) => Promise<T>): Promise<T | null>;
+  /** Runs `fn` on one read-only snapshot of the chain and its anchors. */
+  auditChainSnapshot<T>(fn: (s: AuditChainSnapshot) => Promise<T>): Promise<T>;
+  /** Sealed rows with since <= at < until (until optional), by seq, in pages, from one snapshot. */
+  auditExport(range: { since: Date; until?: Date }, pageSize: number): AsyncIterable<AuditChainRow[]>;
+}
+
+// ---------------------------------------------------------------- webhooks outbox
+
+/** One delivery claimed from the outbox, with its event. */
+export interface WebhookDelivery {
+  endpoint: string;
+  /** Row id of the event (the delivery key with `endpoint`). */
+  event: number;
+  /** The event's public id, for receivers to drop duplicates. */
+  eventId: string;
+  type: string;
+  at: Date;
+  subject: string | null;
+  data: Record<string, unknown>;
+  /** Failed attempts so far. */
+  attempts: number;
+}
+
+export interface WebhookOutboxStore {
+  /** Makes the stored endpoint list (name → event types) the configured one. */
+  syncWebhookEndpoints(endpoints: Array<{ name: string; events: string[] }>): Promise<void>;
+  /**
+   * Claims up to `limit` due deliveries for `leaseMs` (another process skips them meanwhile; a
+   * process that dies leaves them to be retried when the lease ends).
+   */
+  claimDeliveries(now: Date, leaseMs: number, limit: number): Promise<WebhookDelivery[]>;
+  markDelivered(endpoint: string, event: number, at: Date): Promise<void>;
+  /** A failed attempt: retried at `retryAt`, or given up (dead) when null. */
+  markFailed(endpoint: string, event: number, error: string, retryAt: Date | null): Promise<void>;
+}
+
+// ---------------------------------------------------------------- admin API tokens
+
+export type ApiRole = 'admin' | 'operator' | 'factory' | 'auditor' | 'nac';
+
+export interface NewApiToken {
+  id: string;
+  name: string;
+  role: ApiRole;
+  mac: Buffer;
+  createdAt: Date;
+  createdBy: string;
+  expiresAt: Date;
+}
+
+export interface ApiToken extends NewApiToken {
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+export interface ApiTokenStore {
+  /** A token with the same name → conflict. */
+  createApiToken(t: NewApiToken): Promise<ApiToken>;
+  getApiToken(id: string): Promise<ApiToken | null>;
+  listApiTokens(): Promise<ApiToken[]>;
+  revokeApiToken(name: string, at: Date, actor: string): Promise<boolean>;
+  touchApiToken(id: string, at: Date): Promise<void>;
 }

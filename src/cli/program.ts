@@ -20,22 +20,27 @@ import type { KeyStore } from '../signing/key-store.js';
 import { initHierarchy } from '../ca/bootstrap.js';
 import { crlSettingsOf, publishCrls } from '../ca/crl.js';
 import { liftQuarantine, quarantineDevice, retireDevice } from '../ca/containment.js';
+import { ROLES, createApiToken, type Role } from '../enrollment/api-tokens.js';
+import { certificateView, deviceView, requestView } from '../enrollment/views.js';
 import { normalizeBaseUrl } from '../ca/urls.js';
 import { normalizeMac } from '../ca/policy.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
-import type { CaStore, CertificateRecord, ContainmentStore, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
-import type { EnrollmentRequest, EnrollmentStore, RequestState } from '../enrollment/ports.js';
+import type { ApiTokenStore, CaStore, CertificateRecord, ContainmentStore, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
+import type { EnrollmentStore, RequestState } from '../enrollment/ports.js';
 import { createEnrollmentSecrets } from '../enrollment/secret-issuer.js';
+import { registerAuditCommands } from './audit-commands.js';
 
 /** What a command needs at run time; built by the composition root (main/). */
 export interface CliRuntime {
   env: Env;
   config: FleetcaConfig;
   dataDir: DataDir;
-  store: CaStore & CrlStore & ContainmentStore & EnrollmentStore;
+  store: CaStore & CrlStore & ContainmentStore & ApiTokenStore & EnrollmentStore;
   crypto: CryptoEngine;
   /** HMAC key of one-time enrollment secrets. */
   secretKey(): Buffer;
+  /** HMAC key of admin API tokens. */
+  tokenKey(): Buffer;
   clock: Clock;
   log: Logger;
   ca: CertificateAuthority | null;
@@ -112,39 +117,7 @@ function requireCa(rt: CliRuntime): CertificateAuthority {
   return rt.ca;
 }
 
-function certJson(c: CertificateRecord) {
-  return {
-    serial: formatSerial(c.serial),
-    device: c.deviceId,
-    profile: c.profile,
-    issuer: c.issuerName,
-    subject: c.subject,
-    sans: c.sans,
-    not_before: c.notBefore.toISOString(),
-    not_after: c.notAfter.toISOString(),
-    status: c.status,
-    revoked_at: c.revokedAt?.toISOString() ?? null,
-    revocation_reason: c.revocationReason,
-    superseded_by: c.supersededBy ? formatSerial(c.supersededBy) : null,
-    supersede_revoke_at: c.supersedeRevokeAt?.toISOString() ?? null,
-    sha256_fingerprint: c.fingerprintSha256.toString('hex'),
-  };
-}
 
-function deviceJson(d: DeviceRecord) {
-  return {
-    id: d.id,
-    macs: d.macs,
-    serial_number: d.serialNumber,
-    model: d.model,
-    firmware: d.firmware,
-    profile: d.profile,
-    state: d.state,
-    created_at: d.createdAt.toISOString(),
-    updated_at: d.updatedAt.toISOString(),
-    last_enrolled_at: d.lastEnrolledAt?.toISOString() ?? null,
-  };
-}
 
 function table(rows: string[][]): string {
   if (rows.length === 0) return '';
@@ -273,7 +246,7 @@ export function buildProgram(host: CliHost): Command {
   };
   /** The record as JSON on stdout (--json), or a one-line confirmation on stderr. */
   const printDevice = (d: DeviceRecord, json: boolean | undefined, verb: string) => {
-    if (json) host.out(JSON.stringify(deviceJson(d)) + '\n');
+    if (json) host.out(JSON.stringify(deviceView(d)) + '\n');
     else host.err(`device ${d.id} ${verb}\n`);
   };
   const device = program.command('device').description('device records');
@@ -307,10 +280,10 @@ export function buildProgram(host: CliHost): Command {
         if (!d) throw notFound(`unknown device "${id}"`);
         const certs = await rt.store.listCertificates({ deviceId: id });
         if (o.json) {
-          host.out(JSON.stringify({ ...deviceJson(d), certificates: certs.map(certJson) }) + '\n');
+          host.out(JSON.stringify({ ...deviceView(d), certificates: certs.map(certificateView) }) + '\n');
           return;
         }
-        const j = deviceJson(d);
+        const j = deviceView(d);
         host.out(
           table(Object.entries(j).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v ?? '-')])) +
             (certs.length ? '\n' + table([['SERIAL', 'PROFILE', 'NOT_AFTER', 'STATUS'], ...certs.map((c) => [formatSerial(c.serial), c.profile, c.notAfter.toISOString(), c.status])]) : ''),
@@ -328,7 +301,7 @@ export function buildProgram(host: CliHost): Command {
     .action(async (o: { dataDir: string; profile?: string; model?: string; state?: DeviceState; json?: boolean }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const list = await rt.store.listDevices({ ...(o.profile ? { profile: o.profile } : {}), ...(o.model ? { model: o.model } : {}), ...(o.state ? { state: o.state } : {}) });
-        if (o.json) host.out(JSON.stringify(list.map(deviceJson)) + '\n');
+        if (o.json) host.out(JSON.stringify(list.map(deviceView)) + '\n');
         else host.out(table([['ID', 'STATE', 'PROFILE', 'MODEL', 'FIRMWARE', 'MACS'], ...list.map((d) => [d.id, d.state, d.profile ?? '-', d.model ?? '-', d.firmware ?? '-', d.macs.join(',') || '-'])]));
       })();
     });
@@ -369,7 +342,7 @@ export function buildProgram(host: CliHost): Command {
     .action(async (id: string, o: { dataDir: string; reason: string; json?: boolean }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const r = await quarantineDevice({ store: rt.store, clock: rt.clock }, id, o.reason, 'cli');
-        if (o.json) host.out(JSON.stringify({ device: id, reason: r.quarantine.reason, at: r.quarantine.at.toISOString(), held: r.held.map(certJson) }, null, 2) + '\n');
+        if (o.json) host.out(JSON.stringify({ device: id, reason: r.quarantine.reason, at: r.quarantine.at.toISOString(), held: r.held.map(certificateView) }, null, 2) + '\n');
         host.err(`quarantined ${id}: ${r.held.length} certificate(s) on hold\n`);
       })();
     });
@@ -381,7 +354,7 @@ export function buildProgram(host: CliHost): Command {
     .action(async (id: string, o: { dataDir: string; json?: boolean }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const r = await liftQuarantine({ store: rt.store, clock: rt.clock }, id, 'cli');
-        if (o.json) host.out(JSON.stringify({ device: id, released: r.released.map(certJson) }, null, 2) + '\n');
+        if (o.json) host.out(JSON.stringify({ device: id, released: r.released.map(certificateView) }, null, 2) + '\n');
         host.err(`released ${id}: ${r.released.length} certificate(s) valid again\n`);
       })();
     });
@@ -393,7 +366,7 @@ export function buildProgram(host: CliHost): Command {
     .action(async (id: string, o: { dataDir: string; json?: boolean }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const revoked = await retireDevice({ store: rt.store, clock: rt.clock }, id, 'cli');
-        if (o.json) host.out(JSON.stringify({ device: id, revoked: revoked.map(certJson) }, null, 2) + '\n');
+        if (o.json) host.out(JSON.stringify({ device: id, revoked: revoked.map(certificateView) }, null, 2) + '\n');
         host.err(`retired ${id}: ${revoked.length} certificate(s) revoked\n`);
       })();
     });
@@ -434,7 +407,7 @@ export function buildProgram(host: CliHost): Command {
     return { serial };
   };
   const report = (verb: string, changed: CertificateRecord[], json: boolean | undefined, what: string) => {
-    if (json) host.out(JSON.stringify(changed.map(certJson), null, 2) + '\n');
+    if (json) host.out(JSON.stringify(changed.map(certificateView), null, 2) + '\n');
     for (const c of changed) host.err(`${verb} ${formatSerial(c.serial)}${what}\n`);
     if (changed.length === 0) host.err(`no live certificate to change\n`);
   };
@@ -516,20 +489,59 @@ export function buildProgram(host: CliHost): Command {
       })();
     });
 
-  const requestJson = (r: EnrollmentRequest) => ({
-    id: r.id,
-    device: r.deviceId,
-    profile: r.profile,
-    subject: r.subject,
-    state: r.state,
-    via: r.via,
-    actor: r.actor,
-    created_at: r.createdAt.toISOString(),
-    decided_at: r.decidedAt?.toISOString() ?? null,
-    decided_by: r.decidedBy,
-    reason: r.reason,
-    serial: r.serial ? formatSerial(r.serial) : null,
-  });
+  // ---------------------------------------------------------------- admin API tokens
+  const token = program.command('token').description('bearer tokens of the admin API (/api/v1)');
+  token
+    .command('create')
+    .description('create a token and print it, alone, on stdout (it is shown once; only its HMAC is kept)')
+    .addOption(dataDirOpt())
+    .addOption(new Option('--role <role>', 'what it may call (README "Admin API")').choices([...ROLES]).makeOptionMandatory())
+    .requiredOption('--name <name>', 'a unique name (who or what uses it)')
+    .option('--ttl <duration>', 'lifetime', '30d')
+    .action(async (o: { dataDir: string; role: Role; name: string; ttl: string }) => {
+      let ttlMs: number;
+      try {
+        ttlMs = parseDuration(o.ttl);
+      } catch (e) {
+        throw badRequest(`--ttl: ${(e as Error).message}`);
+      }
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const t = await createApiToken(rt.store, rt.tokenKey(), { name: o.name, role: o.role, ttlMs, actor: 'cli', now: rt.clock.now() });
+        host.out(`${t.token}\n`);
+        host.err(`token ${t.record.name} (${t.record.role}), valid until ${t.record.expiresAt.toISOString()}\n`);
+      })();
+    });
+  token
+    .command('list')
+    .description('list tokens (never their values)')
+    .addOption(dataDirOpt())
+    .option('--json', 'JSON array')
+    .action(async (o: { dataDir: string; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const list = (await rt.store.listApiTokens()).map((t) => ({
+          name: t.name,
+          role: t.role,
+          created_at: t.createdAt.toISOString(),
+          created_by: t.createdBy,
+          expires_at: t.expiresAt.toISOString(),
+          revoked_at: t.revokedAt?.toISOString() ?? null,
+          last_used_at: t.lastUsedAt?.toISOString() ?? null,
+        }));
+        if (o.json) host.out(JSON.stringify(list) + '\n');
+        else host.out(table([['NAME', 'ROLE', 'EXPIRES', 'REVOKED', 'LAST USED'], ...list.map((t) => [t.name, t.role, t.expires_at, t.revoked_at ?? '-', t.last_used_at ?? '-'])]));
+      })();
+    });
+  token
+    .command('revoke <name>')
+    .description('revoke a token: it is refused (401) from now on')
+    .addOption(dataDirOpt())
+    .action(async (name: string, o: { dataDir: string }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        if (!(await rt.store.revokeApiToken(name, rt.clock.now(), 'cli'))) throw notFound(`no unrevoked token named ${name}`);
+        host.err(`token ${name} revoked\n`);
+      })();
+    });
+
   const request = program.command('request').description('enrollment requests waiting for approval');
   request
     .command('list')
@@ -540,7 +552,7 @@ export function buildProgram(host: CliHost): Command {
     .action(async (o: { dataDir: string; state: RequestState | 'all'; json?: boolean }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const list = await rt.store.listRequests(o.state === 'all' ? {} : { state: o.state });
-        if (o.json) host.out(JSON.stringify(list.map(requestJson)) + '\n');
+        if (o.json) host.out(JSON.stringify(list.map(requestView)) + '\n');
         else host.out(table([['ID', 'STATE', 'DEVICE', 'PROFILE', 'SUBJECT', 'VIA', 'CREATED'], ...list.map((r) => [r.id, r.state, r.deviceId, r.profile, r.subject, r.via, r.createdAt.toISOString()])]));
       })();
     });
@@ -592,7 +604,7 @@ export function buildProgram(host: CliHost): Command {
           ...(o.status ? { status: o.status } : {}),
           ...(within !== undefined ? { expiringBefore: new Date(now.getTime() + within), notExpiredAt: now } : {}),
         });
-        if (o.json) host.out(JSON.stringify(list.map(certJson)) + '\n');
+        if (o.json) host.out(JSON.stringify(list.map(certificateView)) + '\n');
         else host.out(table([['SERIAL', 'DEVICE', 'PROFILE', 'ISSUER', 'NOT_AFTER', 'STATUS'], ...list.map((c) => [formatSerial(c.serial), c.deviceId ?? '-', c.profile, c.issuerName, c.notAfter.toISOString(), c.status])]));
       })();
     });
@@ -609,9 +621,9 @@ export function buildProgram(host: CliHost): Command {
         const c = await rt.store.getCertificate(serial);
         if (!c) throw notFound(`no certificate with serial ${formatSerial(serial)}`);
         if (o.pem) host.out(certPem(c.der));
-        else if (o.json) host.out(JSON.stringify({ ...certJson(c), pem: certPem(c.der) }) + '\n');
+        else if (o.json) host.out(JSON.stringify({ ...certificateView(c), pem: certPem(c.der) }) + '\n');
         else {
-          const j = certJson(c);
+          const j = certificateView(c);
           host.out(table(Object.entries(j).map(([k, v]) => [k, Array.isArray(v) ? v.map((s) => `${s.type}:${s.value}`).join(', ') : String(v ?? '-')])) + certPem(c.der));
         }
       })();
@@ -688,6 +700,7 @@ export function buildProgram(host: CliHost): Command {
       })();
     });
 
+  registerAuditCommands(program, { withRuntime, dataDirOpt, host });
   return program;
 }
 

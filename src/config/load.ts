@@ -83,6 +83,9 @@ export function loadConfig(dir: string): FleetcaConfig {
     const roots = Object.entries(issuers).filter(([, i]) => i.role === 'root');
     if (roots.length !== 1) problems.push(`ca.yaml: issuers: exactly one issuer must have role root (found ${roots.length})`);
     if (!Object.values(issuers).some((i) => i.role === 'device')) problems.push('ca.yaml: issuers: an issuer with role device is required');
+    settings.webhooks.endpoints.forEach((e, i) => {
+      if (!existsSync(path.resolve(dir, e.secretFile))) problems.push(`ca.yaml: webhooks.endpoints[${i}].secretFile: no file ${e.secretFile} in ${dir}`);
+    });
     for (const [pname, p] of profiles) {
       const rel = `profiles/${pname}.yaml`;
       if (p.issuer !== 'per-issuer' && !issuers[p.issuer]) problems.push(`${rel}: issuer: unknown issuer "${p.issuer}" (ca.yaml has ${Object.keys(issuers).join(', ')})`);

@@ -8,6 +8,19 @@ import { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 
 /** A duration string such as `90d`, `12h`, `5m`, `1d12h`; parsed to milliseconds. */
+/** Event types a webhook endpoint may subscribe to (each is the audit action it comes from). */
+export const WEBHOOK_EVENTS = [
+  'certificate.issued',
+  'certificate.superseded',
+  'certificate.revoked',
+  'certificate.held',
+  'certificate.released',
+  'device.quarantined',
+  'device.released',
+  'device.retired',
+  'secret.created',
+] as const;
+
 const duration = (what: string) =>
   z
     .string()
@@ -267,6 +280,30 @@ export const CaSettingsSchema = z
       .prefault({})
       .refine((c) => c.republish < c.nextUpdate, { message: 'crl.republish must be shorter than crl.nextUpdate' })
       .describe('CRL settings'),
+    webhooks: z
+      .strictObject({
+        endpoints: z
+          .array(
+            z.strictObject({
+              name: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/).describe('a short name (deliveries are kept per endpoint name)'),
+              url: z.url({ protocol: /^https?$/ }).describe('where the JSON events are POSTed'),
+              secretFile: z
+                .string()
+                .min(1)
+                .describe('file (relative to ca-config/) holding the HMAC-SHA256 secret the X-Fleetca-Signature header is made with; never the secret itself in YAML'),
+              events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).describe(`the event types this endpoint receives: ${WEBHOOK_EVENTS.join(', ')}`),
+            }),
+          )
+          .default([])
+          .refine((a) => new Set(a.map((e) => e.name)).size === a.length, { message: 'webhook endpoint names must be unique' })
+          .describe('webhook endpoints'),
+        maxAttempts: z.number().int().min(1).max(100).default(12).describe('deliveries that failed this many times are given up (state dead)'),
+        retryBase: duration('first retry delay; doubled after every failure').prefault('10s'),
+        retryMax: duration('longest retry delay').prefault('1h'),
+        timeout: duration('how long one POST may take').prefault('10s'),
+      })
+      .prefault({})
+      .describe('webhooks: every event from a durable outbox, HMAC-signed, retried with backoff, at least once'),
     ocsp: z
       .strictObject({
         validity: duration('OCSP response validity (nextUpdate - thisUpdate); pre-signed responses are refreshed at half of it').prefault('4h'),
@@ -296,6 +333,15 @@ export const CaSettingsSchema = z
       })
       .prefault({})
       .describe('crash recovery of the issuance pipeline'),
+    audit: z
+      .strictObject({
+        anchorEvery: duration(
+          'the audit chain head is signed with the audit key (an anchor) when it moved and the last anchor is this old. WARNING: rows after the last anchor can be rewritten or cut off by whoever can write the database without verify noticing; shorter means a smaller window and more anchor rows',
+        ).prefault('1h'),
+        sealEvery: duration('how often a running server seals new audit rows into the hash chain (a row is chained within about this)').prefault('2s'),
+      })
+      .prefault({})
+      .describe('tamper-evident audit log (README "Audit log")'),
     enrollment: z
       .strictObject({
         secretTtl: duration('default lifetime of a one-time enrollment secret (`secret create --ttl`)').prefault('72h'),

@@ -77,7 +77,10 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
   const status = e.status ?? e.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     req.log?.warn({ err: e.message, type: e.type }, 'bad request');
-    res.status(status).type('text/plain').send(`${status === 413 ? 'request body too large' : 'bad request'}\n`);
+    const detail = status === 413 ? 'request body too large' : 'bad request';
+    // the admin API speaks RFC 9457 problem details, also for what the body parser refuses
+    if (req.path.startsWith('/api/')) res.status(status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title: detail, status, detail }));
+    else res.status(status).type('text/plain').send(`${detail}\n`);
     return;
   }
   const ce: CaError = toCaError(err);

@@ -20,6 +20,7 @@ import { DataDir } from '../config/data-dir.js';
 import { EnrollmentService } from '../enrollment/enroll.js';
 import { IdevidTrust } from '../enrollment/idevid.js';
 import { deriveSecretKey } from '../enrollment/secrets.js';
+import { deriveTokenKey } from '../enrollment/api-tokens.js';
 
 export interface RuntimeOptions {
   env?: Env;
@@ -50,6 +51,8 @@ export interface Runtime {
   enrollment: EnrollmentService | null;
   /** The HMAC key of one-time enrollment secrets (derived from the key passphrase). */
   secretKey(): Buffer;
+  /** The HMAC key of admin API tokens (derived from the key passphrase). */
+  tokenKey(): Buffer;
   publicUrl: string | null;
   embedded: boolean;
   keyStore(create?: boolean): { keys: FileKeyStore; generated: boolean };
@@ -108,6 +111,7 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
     let ca: CertificateAuthority | null = null;
     let enrollment: EnrollmentService | null = null;
     const secretKey = () => deriveSecretKey(dataDir.passphrase(env.keyPassphrase, false).passphrase);
+    const tokenKey = () => deriveTokenKey(dataDir.passphrase(env.keyPassphrase, false).passphrase);
     let publicUrl: string | null = null;
     if (dataDir.isInitialised()) {
       publicUrl = dataDir.readState().publicUrl;
@@ -162,7 +166,7 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
         if (abandoned > 0) log.warn({ abandoned }, 'marked pending issuance intents failed (a process died between signing and commit)');
       }
     }
-    return { env, config, dataDir, store, crypto: cryptoEngine, clock, log, ca, enrollment, secretKey, publicUrl, embedded: cluster !== null, keyStore, close };
+    return { env, config, dataDir, store, crypto: cryptoEngine, clock, log, ca, enrollment, secretKey, tokenKey, publicUrl, embedded: cluster !== null, keyStore, close };
   } catch (e) {
     await close();
     throw e;

@@ -17,10 +17,25 @@ import { pemDecodeAll } from '../pki/pem.js';
 import { notFound } from '../core/errors.js';
 import type { CrlRecord, IssuerRecord } from '../ca/ports.js';
 import { createOcspHandler } from '../protocols/ocsp/handler.js';
+import { createAdminApiRouter, type AdminApiDeps } from '../protocols/admin/api.js';
+import { authenticateToken } from '../enrollment/api-tokens.js';
+import { liftQuarantine, quarantineDevice, retireDevice } from '../ca/containment.js';
+import { createEnrollmentSecrets } from '../enrollment/secret-issuer.js';
 import { startStatusServices, type StatusServices } from './status-services.js';
 import { SERVICE_KEYS } from '../ca/bootstrap.js';
 import { pemEncode } from '../pki/pem.js';
 import { openRuntime, type Runtime } from './runtime.js';
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+
+/** SHA-256 over ca.yaml and profiles/*.yaml (each as name, NUL, bytes, NUL; by name): what `config.loaded` records. */
+function configSha256(dir: string): string {
+  const h = createHash('sha256');
+  const profiles = readdirSync(path.join(dir, 'profiles')).filter((f) => /\.ya?ml$/.test(f)).sort();
+  for (const rel of ['ca.yaml', ...profiles.map((f) => `profiles/${f}`)]) h.update(`${rel}\0`).update(readFileSync(path.join(dir, rel))).update('\0');
+  return h.digest('hex');
+}
 
 export interface AppDeps {
   runtime: Runtime;
@@ -126,9 +141,40 @@ export function createHttpsApp(deps: AppDeps): Express {
     res.type('text/plain').send('ok\n');
   });
   if (rt.enrollment) app.use(createEstRouter({ enrollment: rt.enrollment, caChain: (label) => estChain(rt, label) }));
+  if (rt.ca) app.use(createAdminApiRouter(adminApiDeps(rt)));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;
+}
+
+/** The admin API on the runtime: the same core calls as the CLI, with the API's actor. */
+function adminApiDeps(rt: Runtime): AdminApiDeps {
+  const ca = rt.ca!;
+  const containment = { store: rt.store, clock: rt.clock };
+  const key = rt.tokenKey();
+  return {
+    authenticate: (token) => authenticateToken(rt.store, key, token, rt.clock.now()),
+    listDevices: (f) => rt.store.listDevices(f),
+    getDevice: (id) => rt.store.getDevice(id),
+    quarantine: (id, reason, actor) => quarantineDevice(containment, id, reason, actor),
+    liftQuarantine: (id, actor) => liftQuarantine(containment, id, actor),
+    retire: (id, actor) => retireDevice(containment, id, actor),
+    listCertificates: (f) => rt.store.listCertificates(f),
+    getCertificate: (serial) => rt.store.getCertificate(serial),
+    revoke: (serial, reason, actor, inv) => ca.revoke(serial, reason, actor, inv),
+    release: (serial, actor) => ca.release(serial, actor),
+    createSecret: async (deviceId, profile, ttlMs, actor) =>
+      (await createEnrollmentSecrets({ store: rt.store, config: rt.config, clock: rt.clock, secretKey: rt.secretKey() }, [{ deviceId, profile, ...(ttlMs !== undefined ? { ttlMs } : {}) }], actor))[0]!,
+    listRequests: (f) => rt.store.listRequests(f),
+    decideRequest: (id, decision, actor, reason) => {
+      const now = rt.clock.now();
+      return rt.store.decideRequest(id, decision, actor, reason, now, { at: now, actor, action: `request.${decision}`, target: id, details: { reason } });
+    },
+    listAudit: (f) => rt.store.listAudit(f),
+    authFailureLimit: 20,
+    authFailureWindowMs: 5 * 60_000,
+    now: () => rt.clock.now(),
+  };
 }
 
 /** TLS options: the server certificate + its issuing CA; client certificates requested, not required. */
@@ -227,6 +273,8 @@ export async function serve(opts: { dataDir: string; host: string; httpPort: num
   const rt = await openRuntime({ dataDir: opts.dataDir, workers: true, poolSize: 16 });
   let server: RunningServer;
   try {
+    const sha256 = configSha256(rt.config.dir);
+    await rt.store.appendAudit([{ at: rt.clock.now(), actor: 'server', action: 'config.loaded', target: rt.config.dir, details: { sha256 } }]);
     server = await startServer(rt, opts);
   } catch (e) {
     await rt.close();

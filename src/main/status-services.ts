@@ -12,7 +12,12 @@ import { renewDueResponders } from '../jobs/ocsp-responders.js';
 import { pemDecodeAll, pemEncode } from '../pki/pem.js';
 import { startCrlPublisher, type CrlPublisher } from '../jobs/crl-publisher.js';
 import { startSupersedeRevoker } from '../jobs/supersede-revoker.js';
+import { startAuditSealer } from '../jobs/audit-sealer.js';
+import { AuditChain, auditKeyFromStore } from '../ca/audit-chain.js';
 import { listenForChanges, type ChangeListener } from '../store/pg-listen.js';
+import { startWebhookDispatcher, type WebhookEndpoint } from '../jobs/webhook-dispatcher.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Runtime } from './runtime.js';
 
 export interface StatusServices {
@@ -81,6 +86,27 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
     log: (level, obj, msg) => log[level](obj, msg),
   });
 
+  // webhooks: the configured endpoints (secrets from files beside ca.yaml), then the dispatcher
+  const wh = settings.webhooks;
+  const endpoints = new Map<string, WebhookEndpoint>();
+  for (const e of wh.endpoints) {
+    const file = path.resolve(rt.env.configDir, e.secretFile);
+    const secret = Buffer.from(readFileSync(file, 'utf8').trim(), 'utf8');
+    if (secret.length < 16) throw new Error(`webhook ${e.name}: the secret in ${file} is shorter than 16 bytes`);
+    endpoints.set(e.name, { name: e.name, url: e.url, secret });
+  }
+  await rt.store.syncWebhookEndpoints(wh.endpoints.map((e) => ({ name: e.name, events: [...e.events] })));
+  const webhooks = startWebhookDispatcher({
+    store: rt.store,
+    endpoints,
+    clock: rt.clock,
+    maxAttempts: wh.maxAttempts,
+    retryBaseMs: wh.retryBase,
+    retryMaxMs: wh.retryMax,
+    timeoutMs: wh.timeout,
+    log: (level, obj, msg) => log[level](obj, msg),
+  });
+
   const listener = listenForChanges(rt.store.pool.options as pg.ClientConfig, {
     status: (issuerId, serial) => {
       ocsp.evict(serial);
@@ -88,6 +114,7 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
       crls.changed(issuerId);
     },
     crl: () => crlCache.clear(),
+    events: () => webhooks.wake(),
     resync: () => {
       ocsp.evictAll();
       crlCache.clear();
@@ -132,6 +159,17 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
   await renewResponders().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'OCSP responder renewal failed'));
 
   const stopRevoker = startSupersedeRevoker({ ca, store: rt.store, clock: rt.clock, log: (o, m) => log.info(o, m) });
+  const stopSealer = startAuditSealer({
+    chain: new AuditChain({
+      store: rt.store,
+      clock: rt.clock,
+      key: auditKeyFromStore(rt.keyStore(false).keys, rt.crypto),
+      anchorEveryMs: settings.audit.anchorEvery,
+      log: (level, obj, msg) => log[level](obj, msg),
+    }),
+    intervalMs: settings.audit.sealEvery,
+    log: (o, m) => log.warn(o, m),
+  });
   await crls.checkSchedule().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'CRL schedule check failed'));
 
   return {
@@ -144,7 +182,7 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
     close: async () => {
       if (presignTimer) clearInterval(presignTimer);
       clearInterval(renewTimer);
-      await Promise.all([crls.stop(), stopRevoker(), listener.close(), presigning?.catch(() => 0), ocsp.flush()]);
+      await Promise.all([crls.stop(), stopRevoker(), stopSealer(), listener.close(), presigning?.catch(() => 0), ocsp.flush(), webhooks.stop()]);
     },
   };
 }

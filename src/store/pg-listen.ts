@@ -15,6 +15,8 @@ export interface ChangeListener {
 export interface ChangeHandlers {
   status(issuerId: number, serial: string): void;
   crl(issuerId: number, kind: 'full' | 'delta', shard: number, number: bigint): void;
+  /** New webhook deliveries were queued (`fleetca_events`). */
+  events(): void;
   /** The connection was lost and re-established: state derived from notifications is stale. */
   resync(): void;
   log(msg: string): void;
@@ -33,6 +35,7 @@ export function listenForChanges(config: pg.ClientConfig, h: ChangeHandlers): Ch
     const p = (m.payload ?? '').split(':');
     if (m.channel === 'fleetca_status' && p.length === 2) h.status(Number(p[0]), p[1]!);
     else if (m.channel === 'fleetca_crl' && p.length === 4) h.crl(Number(p[0]), p[1] as 'full' | 'delta', Number(p[2]), BigInt(p[3]!));
+    else if (m.channel === 'fleetca_events') h.events();
   };
 
   const connect = async () => {
@@ -48,6 +51,7 @@ export function listenForChanges(config: pg.ClientConfig, h: ChangeHandlers): Ch
       await c.connect();
       await c.query('LISTEN fleetca_status');
       await c.query('LISTEN fleetca_crl');
+      await c.query('LISTEN fleetca_events');
     } catch (e) {
       h.log(`change listener cannot connect: ${(e as Error).message}`);
       retry(c);

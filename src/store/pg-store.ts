@@ -20,7 +20,12 @@ import type {
   CertificateRecord,
   CertificateStatus,
   CrlRecord,
+  ApiToken,
+  ApiTokenStore,
   ContainmentStore,
+  NewApiToken,
+  WebhookDelivery,
+  WebhookOutboxStore,
   CrlBuildSession,
   DeviceQuarantine,
   CrlStore,
@@ -45,9 +50,13 @@ import type {
   SanEntry,
 } from '../ca/ports.js';
 import { CaError, conflict, internal, notFound, unavailable } from '../core/errors.js';
+import * as audit from './pg-audit.js';
+import type { AuditChainRow, AuditChainSnapshot, AuditSealSession } from '../ca/ports.js';
 import * as crls from './pg-crls.js';
 import * as enr from './pg-enrollment.js';
 import * as rev from './pg-revocation.js';
+import * as wh from './pg-webhooks.js';
+import * as tok from './pg-tokens.js';
 import type { EnrollmentRequest, EnrollmentStore, NewEnrollmentRequest, NewSecret, RequestState, ScepTransaction, SecretRecord } from '../enrollment/ports.js';
 import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-errors.js';
 
@@ -360,7 +369,7 @@ const toCertificate = (r: CertificateRow): CertificateRecord => ({
 // ---------------------------------------------------------------- the store
 
 /** `CaStore` (and the CRL port, whose SQL lives in pg-crls.ts) over a pg.Pool. */
-export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, EnrollmentStore {
+export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, WebhookOutboxStore, ApiTokenStore, EnrollmentStore {
   /** The pool, for the migrations runner and other store-internal code. */
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
@@ -750,6 +759,10 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     if (filter.status !== undefined) add('c.status = ?', filter.status);
     if (filter.expiringBefore !== undefined) add('c.not_after < ?', filter.expiringBefore);
     if (filter.notExpiredAt !== undefined) add('c.not_after >= ?', filter.notExpiredAt);
+    if (filter.after !== undefined) {
+      values.push(filter.after.createdAt, filter.after.serial);
+      where.push(`(c.created_at, c.serial) > ($${values.length - 1}, $${values.length})`);
+    }
     let sql = `SELECT ${CERT_COLUMNS} FROM certificates c JOIN issuers i ON i.id = c.issuer_id`;
     if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
     sql += ' ORDER BY c.created_at, c.serial';
@@ -892,6 +905,10 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       values.push(value);
       where.push(`${column} = $${values.length}`);
     }
+    if (filter.after !== undefined) {
+      values.push(filter.after);
+      where.push(`id > $${values.length}`);
+    }
     let sql = 'SELECT * FROM devices';
     if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
     sql += ' ORDER BY id';
@@ -999,6 +1016,51 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     }
   }
 
+  // ------------------------------------------------------------ admin API tokens (pg-tokens.ts)
+
+  async createApiToken(t: NewApiToken): Promise<ApiToken> {
+    try {
+      return await tok.createApiToken(this.boundQuery, t);
+    } catch (e) {
+      if (e instanceof CaError && e.kind === 'conflict') throw conflict(`a token named ${t.name} exists already`);
+      throw e;
+    }
+  }
+
+  getApiToken(id: string): Promise<ApiToken | null> {
+    return tok.getApiToken(this.boundQuery, id);
+  }
+
+  listApiTokens(): Promise<ApiToken[]> {
+    return tok.listApiTokens(this.boundQuery);
+  }
+
+  revokeApiToken(name: string, at: Date, actor: string): Promise<boolean> {
+    return tok.revokeApiToken(this.boundQuery, name, at, actor);
+  }
+
+  touchApiToken(id: string, at: Date): Promise<void> {
+    return tok.touchApiToken(this.boundQuery, id, at);
+  }
+
+  // ------------------------------------------------------------ webhooks outbox (pg-webhooks.ts)
+
+  syncWebhookEndpoints(endpoints: Array<{ name: string; events: string[] }>): Promise<void> {
+    return wh.syncWebhookEndpoints(this.pool, endpoints);
+  }
+
+  claimDeliveries(now: Date, leaseMs: number, limit: number): Promise<WebhookDelivery[]> {
+    return wh.claimDeliveries(this.boundQuery, now, leaseMs, limit);
+  }
+
+  markDelivered(endpoint: string, event: number, at: Date): Promise<void> {
+    return wh.markDelivered(this.boundQuery, endpoint, event, at);
+  }
+
+  markFailed(endpoint: string, event: number, error: string, retryAt: Date | null): Promise<void> {
+    return wh.markFailed(this.boundQuery, endpoint, event, error, retryAt);
+  }
+
   // ------------------------------------------------------------ OCSP (pg-revocation.ts)
 
   ocspStates(serials: string[]): Promise<OcspCertState[]> {
@@ -1073,6 +1135,20 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
 
   recordScepTransaction(t: ScepTransaction, at: Date): Promise<void> {
     return enr.recordScepTransaction(this.boundQuery, t, at);
+  }
+
+  // ------------------------------------------------------------ audit chain (pg-audit.ts)
+
+  auditSealSession<T>(wait: boolean, fn: (s: AuditSealSession) => Promise<T>): Promise<T | null> {
+    return audit.auditSealSession(this.pool, wait, fn);
+  }
+
+  auditChainSnapshot<T>(fn: (s: AuditChainSnapshot) => Promise<T>): Promise<T> {
+    return audit.auditChainSnapshot(this.pool, fn);
+  }
+
+  auditExport(range: { since: Date; until?: Date }, pageSize: number): AsyncIterable<AuditChainRow[]> {
+    return audit.auditExport(this.pool, range, pageSize);
   }
 
   // ------------------------------------------------------------ helpers
