@@ -150,6 +150,8 @@ interface PipelineInput {
   actor: string;
   via: string;
   request: Record<string, unknown>;
+  /** An advisory's cap on the device's next certificate (action shorten), ms. */
+  maxValidityMs?: number | null;
 }
 
 export class CertificateAuthority {
@@ -219,19 +221,23 @@ export class CertificateAuthority {
 
   /** Issues a certificate for a device from a PKCS#10 CSR, by profile. */
   async issueFromCsr(req: IssueFromCsrRequest): Promise<IssuedCertificate> {
-    const profile = this.profile(req.profile);
-    if (profile.kind !== 'device') throw forbidden(`profile ${profile.name} is for fleetca's own service certificates`);
+    const requested = this.profile(req.profile);
+    if (requested.kind !== 'device') throw forbidden(`profile ${requested.name} is for fleetca's own service certificates`);
     if (!DEVICE_ID_RE.test(req.deviceId)) throw badCsr(`"${req.deviceId}" is not a valid device id (letters, digits, . _ : -; at most 128)`);
-    if (profile.approval.required && !req.approved) throw new CaError('pending', `profile ${profile.name} requires approval`);
-    const issuer = this.issuerFor(profile);
+    if (requested.approval.required && !req.approved) throw new CaError('pending', `profile ${requested.name} requires approval`);
+    const requestedIssuer = this.issuerFor(requested);
 
     const { csr, signatureValid } = req.verified ?? (await this.deps.crypto.verifyCsr(req.csrDer));
     if (!signatureValid) throw badCsr('CSR signature does not verify (proof of possession failed)');
 
     // one batched read: the device and the current holders of this public key
     const context = await this.deps.store.issuanceContext(req.deviceId, spkiSha256(csr.spkiDer), this.deps.clock.now());
-    const device = await this.deviceFor(req.deviceId, profile.name, req.createDevice ?? false, context.device);
+    const device = await this.deviceFor(req.deviceId, requested.name, req.createDevice ?? false, context.device);
     this.assertKeyNotElsewhere(context.keyHolders, req.deviceId);
+    // an advisory (action restrict) moves the device's next certificate to another profile
+    const profile = this.restrictedFor(device, requested);
+    if (profile !== requested && profile.approval.required && !req.approved) throw new CaError('pending', `profile ${profile.name} requires approval`);
+    const issuer = profile === requested ? requestedIssuer : this.issuerFor(profile);
     const decision = evaluatePolicy({
       profile,
       deviceId: req.deviceId,
@@ -242,6 +248,7 @@ export class CertificateAuthority {
     });
 
     return this.issueDecided(issuer, profile, decision, {
+      maxValidityMs: device.maxValidityMs ?? null,
       spkiDer: csr.spkiDer,
       key: csr.key,
       deviceId: req.deviceId,
@@ -257,7 +264,7 @@ export class CertificateAuthority {
     issuer: IssuerRuntime,
     profile: Profile,
     decision: PolicyDecision,
-    p: Pick<PipelineInput, 'spkiDer' | 'key' | 'deviceId' | 'popMethod' | 'actor' | 'via' | 'request'>,
+    p: Pick<PipelineInput, 'spkiDer' | 'key' | 'deviceId' | 'popMethod' | 'actor' | 'via' | 'request' | 'maxValidityMs'>,
   ): Promise<IssuedCertificate> {
     return this.pipeline({
       ...p,
@@ -279,10 +286,12 @@ export class CertificateAuthority {
     const profile = this.profile(req.profile);
     const issuer = this.issuerFor(profile, req.issuerName);
     let deviceMacs: readonly string[] = [];
+    let maxValidityMs: number | null = null;
     if (req.deviceId !== null) {
       const context = await this.deps.store.issuanceContext(req.deviceId, spkiSha256(req.spkiDer), this.deps.clock.now());
       const device = await this.deviceFor(req.deviceId, profile.name, true, context.device);
       deviceMacs = device.macs;
+      maxValidityMs = device.maxValidityMs ?? null;
       this.assertKeyNotElsewhere(context.keyHolders, req.deviceId);
     }
     const decision = evaluatePolicy({
@@ -294,6 +303,7 @@ export class CertificateAuthority {
       extensions: { san: req.sans, other: [] },
     });
     return this.issueDecided(issuer, profile, decision, {
+      maxValidityMs,
       spkiDer: req.spkiDer,
       key: req.key,
       deviceId: req.deviceId,
@@ -366,6 +376,15 @@ export class CertificateAuthority {
     return device;
   }
 
+  /** The profile a restricted device (advisory action restrict) is issued from instead of `requested`. */
+  private restrictedFor(device: DeviceRecord, requested: Profile): Profile {
+    const name = device.restrictedProfile;
+    if (!name || name === requested.name) return requested;
+    const p = this.deps.config.profiles.get(name);
+    if (!p || p.kind !== 'device') throw internal(`device ${device.id} is restricted to profile "${name}", which is not a device profile`);
+    return p;
+  }
+
   /** Refuses a public key already certified for another device (key sharing breaks identity). */
   private assertKeyNotElsewhere(holders: IssuanceContext['keyHolders'], deviceId: string): void {
     const other = holders.find((o) => o.deviceId !== deviceId);
@@ -383,7 +402,8 @@ export class CertificateAuthority {
     const now = this.deps.clock.now();
     const notBefore = new Date(Math.max(now.getTime() - profile.backdate, issuer.record.notBefore.getTime()));
     notBefore.setUTCMilliseconds(0);
-    const notAfter = new Date(Math.min(now.getTime() + profile.validity, issuer.record.notAfter.getTime()));
+    const validity = Math.min(profile.validity, p.maxValidityMs ?? Infinity);
+    const notAfter = new Date(Math.min(now.getTime() + validity, issuer.record.notAfter.getTime()));
     notAfter.setUTCMilliseconds(0);
     const subjectDer = encodeName(p.subject);
     const subjectText = formatName(p.subject);

@@ -39,6 +39,10 @@ export interface DeviceRecord {
   createdAt: Date;
   updatedAt: Date;
   lastEnrolledAt: Date | null;
+  /** Set by an advisory (action restrict): the device's next certificate comes from this profile. */
+  restrictedProfile?: string | null;
+  /** Set by an advisory (action shorten): the longest validity of the device's next certificate, ms. */
+  maxValidityMs?: number | null;
 }
 
 export interface NewDevice {
@@ -520,4 +524,36 @@ export interface ApiTokenStore {
   listApiTokens(): Promise<ApiToken[]>;
   revokeApiToken(name: string, at: Date, actor: string): Promise<boolean>;
   touchApiToken(id: string, at: Date): Promise<void>;
+}
+
+// ---------------------------------------------------------------- advisories
+
+export type AdvisoryAction = 'quarantine' | 'restrict' | 'shorten';
+
+export interface Advisory {
+  id: number;
+  model: string;
+  firmwareRange: string;
+  action: AdvisoryAction;
+  restrictedProfile: string | null;
+  maxValidityMs: number | null;
+  reason: string;
+  devices: string[];
+  createdAt: Date;
+  createdBy: string;
+  withdrawnAt: Date | null;
+  withdrawnBy: string | null;
+}
+
+export interface AdvisoryStore {
+  /** Active and retired excluded: the devices of a model that may be affected (id, firmware, state). */
+  devicesOfModel(model: string): Promise<Array<{ id: string; firmware: string | null; state: DeviceState }>>;
+  /**
+   * Records the advisory and, for restrict/shorten, marks the devices (one transaction). Quarantine
+   * is applied by the caller per device after this returns (each in its own transaction).
+   */
+  recordAdvisory(a: Omit<Advisory, 'id' | 'withdrawnAt' | 'withdrawnBy'>): Promise<Advisory>;
+  /** Withdraws it and clears what it set on devices (not what a newer advisory set). Unknown → notFound; withdrawn → conflict. */
+  withdrawAdvisory(id: number, at: Date, actor: string): Promise<Advisory>;
+  listAdvisories(): Promise<Advisory[]>;
 }

@@ -20,12 +20,13 @@ import type { KeyStore } from '../signing/key-store.js';
 import { initHierarchy } from '../ca/bootstrap.js';
 import { crlSettingsOf, publishCrls } from '../ca/crl.js';
 import { liftQuarantine, quarantineDevice, retireDevice } from '../ca/containment.js';
+import { applyAdvisory, withdrawAdvisory } from '../ca/advisories.js';
 import { ROLES, createApiToken, type Role } from '../enrollment/api-tokens.js';
 import { certificateView, deviceView, requestView } from '../enrollment/views.js';
 import { normalizeBaseUrl } from '../ca/urls.js';
 import { normalizeMac } from '../ca/policy.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
-import type { ApiTokenStore, CaStore, CertificateRecord, ContainmentStore, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
+import type { AdvisoryAction, AdvisoryStore, ApiTokenStore, CaStore, CertificateRecord, ContainmentStore, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
 import type { EnrollmentStore, RequestState } from '../enrollment/ports.js';
 import { createEnrollmentSecrets } from '../enrollment/secret-issuer.js';
 import { registerAuditCommands } from './audit-commands.js';
@@ -35,7 +36,7 @@ export interface CliRuntime {
   env: Env;
   config: FleetcaConfig;
   dataDir: DataDir;
-  store: CaStore & CrlStore & ContainmentStore & ApiTokenStore & EnrollmentStore;
+  store: CaStore & CrlStore & ContainmentStore & ApiTokenStore & AdvisoryStore & EnrollmentStore;
   crypto: CryptoEngine;
   /** HMAC key of one-time enrollment secrets. */
   secretKey(): Buffer;
@@ -486,6 +487,65 @@ export function buildProgram(host: CliHost): Command {
         if (o.json) host.out(JSON.stringify({ device: s!.deviceId, profile: s!.profile, secret: s!.secret, expires_at: s!.expiresAt.toISOString() }) + '\n');
         else host.out(`${s!.secret}\n`);
         host.err(`one-time secret for ${s!.deviceId} (${s!.profile}), valid until ${s!.expiresAt.toISOString()}\n`);
+      })();
+    });
+
+  // ---------------------------------------------------------------- firmware advisories
+  const advisory = program.command('advisory').description('firmware-vulnerability response: act on every device of a model whose firmware is in a range');
+  advisory
+    .command('apply')
+    .description('select the devices (model + firmware range), print them, then quarantine, restrict or shorten (unless --dry-run)')
+    .addOption(dataDirOpt())
+    .requiredOption('--model <model>', 'device model')
+    .requiredOption('--firmware <range>', "version range over dotted versions, e.g. '<2.4.1', '>=2.0 <2.4.1', '<1.0 || 3.1.0'")
+    .addOption(new Option('--action <action>', 'what to do').choices(['quarantine', 'restrict', 'shorten']).makeOptionMandatory())
+    .option('--profile <profile>', 'restrict: the device profile their next certificate comes from')
+    .option('--validity <duration>', 'shorten: the longest validity of their next certificate (e.g. 7d)')
+    .option('--reason <text>', 'why (the CVE, the vendor bulletin)', 'firmware advisory')
+    .option('--dry-run', 'only print the devices that would be affected')
+    .option('--json', 'print the outcome as JSON')
+    .action(async (o: { dataDir: string; model: string; firmware: string; action: AdvisoryAction; profile?: string; validity?: string; reason: string; dryRun?: boolean; json?: boolean }) => {
+      let maxValidityMs: number | undefined;
+      if (o.validity !== undefined) {
+        try {
+          maxValidityMs = parseDuration(o.validity);
+        } catch (e) {
+          throw badRequest(`--validity: ${(e as Error).message}`);
+        }
+      }
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const r = await applyAdvisory(
+          { store: rt.store, clock: rt.clock, config: rt.config },
+          { model: o.model, firmware: o.firmware, action: o.action, ...(o.profile !== undefined ? { profile: o.profile } : {}), ...(maxValidityMs !== undefined ? { maxValidityMs } : {}), reason: o.reason, dryRun: o.dryRun ?? false, actor: 'cli' },
+        );
+        if (o.json) host.out(JSON.stringify({ advisory: r.advisory?.id ?? null, dry_run: o.dryRun ?? false, action: o.action, devices: r.devices, skipped: r.skipped }) + '\n');
+        else host.out(r.devices.map((d) => `${d}\n`).join(''));
+        host.err(
+          `${r.devices.length} device(s) of model ${o.model} with firmware ${o.firmware}` +
+            (r.advisory ? `: advisory ${r.advisory.id} applied (${o.action})${r.skipped.length ? `, ${r.skipped.length} already quarantined` : ''}\n` : ' (dry run: nothing changed)\n'),
+        );
+      })();
+    });
+  advisory
+    .command('list')
+    .description('advisories, applied and withdrawn')
+    .addOption(dataDirOpt())
+    .option('--json', 'JSON array')
+    .action(async (o: { dataDir: string; json?: boolean }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const list = await rt.store.listAdvisories();
+        if (o.json) host.out(JSON.stringify(list.map((a) => ({ ...a, createdAt: a.createdAt.toISOString(), withdrawnAt: a.withdrawnAt?.toISOString() ?? null }))) + '\n');
+        else host.out(table([['ID', 'MODEL', 'FIRMWARE', 'ACTION', 'DEVICES', 'CREATED', 'WITHDRAWN'], ...list.map((a) => [String(a.id), a.model, a.firmwareRange, a.action, String(a.devices.length), a.createdAt.toISOString(), a.withdrawnAt?.toISOString() ?? '-'])]));
+      })();
+    });
+  advisory
+    .command('withdraw <id>')
+    .description('withdraw an advisory (patched firmware is out): restrict/shorten no longer apply; quarantines are lifted per device')
+    .addOption(dataDirOpt())
+    .action(async (id: string, o: { dataDir: string }) => {
+      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+        const a = await withdrawAdvisory({ store: rt.store, clock: rt.clock }, Number(id), 'cli');
+        host.err(`advisory ${a.id} withdrawn\n`);
       })();
     });
 

@@ -20,6 +20,8 @@ import type {
   CertificateRecord,
   CertificateStatus,
   CrlRecord,
+  Advisory,
+  AdvisoryStore,
   ApiToken,
   ApiTokenStore,
   ContainmentStore,
@@ -57,6 +59,7 @@ import * as enr from './pg-enrollment.js';
 import * as rev from './pg-revocation.js';
 import * as wh from './pg-webhooks.js';
 import * as tok from './pg-tokens.js';
+import * as adv from './pg-advisories.js';
 import type { EnrollmentRequest, EnrollmentStore, NewEnrollmentRequest, NewSecret, RequestState, ScepTransaction, SecretRecord } from '../enrollment/ports.js';
 import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-errors.js';
 
@@ -243,6 +246,8 @@ interface DeviceRow {
   created_at: Date;
   updated_at: Date;
   last_enrolled_at: Date | null;
+  restricted_profile?: string | null;
+  max_validity_ms?: string | number | null;
 }
 
 interface IssuerRow {
@@ -313,6 +318,8 @@ const toDevice = (r: DeviceRow): DeviceRecord => ({
   createdAt: r.created_at,
   updatedAt: r.updated_at,
   lastEnrolledAt: r.last_enrolled_at,
+  restrictedProfile: r.restricted_profile ?? null,
+  maxValidityMs: r.max_validity_ms === null || r.max_validity_ms === undefined ? null : Number(r.max_validity_ms),
 });
 
 /** A devices row as json_agg renders it (timestamps as text). */
@@ -329,6 +336,8 @@ function jsonDeviceRow(d: Record<string, unknown>): DeviceRow {
     created_at: date(d.created_at)!,
     updated_at: date(d.updated_at)!,
     last_enrolled_at: date(d.last_enrolled_at),
+    restricted_profile: (d.restricted_profile as string | null | undefined) ?? null,
+    max_validity_ms: (d.max_validity_ms as number | null | undefined) ?? null,
   };
 }
 
@@ -369,7 +378,7 @@ const toCertificate = (r: CertificateRow): CertificateRecord => ({
 // ---------------------------------------------------------------- the store
 
 /** `CaStore` (and the CRL port, whose SQL lives in pg-crls.ts) over a pg.Pool. */
-export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, WebhookOutboxStore, ApiTokenStore, EnrollmentStore {
+export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, WebhookOutboxStore, ApiTokenStore, AdvisoryStore, EnrollmentStore {
   /** The pool, for the migrations runner and other store-internal code. */
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
@@ -1013,6 +1022,33 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       return await rev.crlBuild(this.pool, issuerId, fn);
     } catch (err) {
       throw err instanceof CaError ? err : mapPgError(err);
+    }
+  }
+
+  // ------------------------------------------------------------ advisories (pg-advisories.ts)
+
+  devicesOfModel(model: string): Promise<Array<{ id: string; firmware: string | null; state: DeviceState }>> {
+    return this.mapped(adv.devicesOfModel(this.pool, model));
+  }
+
+  recordAdvisory(a: Omit<Advisory, 'id' | 'withdrawnAt' | 'withdrawnBy'>): Promise<Advisory> {
+    return this.mapped(adv.recordAdvisory(this.pool, a));
+  }
+
+  withdrawAdvisory(id: number, at: Date, actor: string): Promise<Advisory> {
+    return this.mapped(adv.withdrawAdvisory(this.pool, id, at, actor));
+  }
+
+  listAdvisories(): Promise<Advisory[]> {
+    return this.mapped(adv.listAdvisories(this.pool));
+  }
+
+  /** Maps driver errors of a delegated call to CaErrors (CaErrors pass through). */
+  private async mapped<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      throw e instanceof CaError ? e : mapPgError(e);
     }
   }
 

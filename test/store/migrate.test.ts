@@ -67,7 +67,7 @@ describe('migrations', () => {
     const b = pool(db);
     const [ra, rb] = await Promise.all([runMigrations(a), runMigrations(b)]);
     const all = listMigrations(defaultMigrationsDir()).map((f) => f.version);
-    expect([...ra.applied, ...rb.applied].sort()).toEqual(all);
+    expect([...ra.applied, ...rb.applied].sort((x, y) => x - y)).toEqual(all);
     expect(await versions(a)).toEqual(all);
   });
 

@@ -42,6 +42,8 @@ describe('devices', () => {
       createdAt: T0,
       updatedAt: T0,
       lastEnrolledAt: null,
+      restrictedProfile: null,
+      maxValidityMs: null,
     });
     expect(await store.getDevice('dev-crud-1')).toEqual(added);
   });
