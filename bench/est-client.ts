@@ -13,6 +13,7 @@
  * Messages from the parent:  { type: 'prepare', job: ClientJob } → { type: 'ready' }, then
  *                            { type: 'go' } → { type: 'result', value: ClientResult }
  */
+import { AnswerReader, percentile, serveLoadClient } from './client-util.js';
 import tls from 'node:tls';
 
 export interface ClientItem {
@@ -66,42 +67,7 @@ export interface ClientResult {
   answerBytes: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
-}
 
-const CRLF2 = Buffer.from('\r\n\r\n');
-
-/** Reads one HTTP/1.1 answer off a socket: status and body, framed by Content-Length. */
-class AnswerReader {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private head: { status: number; bodyStart: number; length: number } | null = null;
-
-  /** Feeds data; returns the answer once complete (leftover bytes are a protocol error here). */
-  push(c: Buffer): { status: number; body: Buffer } | null {
-    this.chunks.push(c);
-    this.size += c.length;
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
-    this.chunks = [all];
-    if (!this.head) {
-      const end = all.indexOf(CRLF2);
-      if (end < 0) return null;
-      const text = all.subarray(0, end).toString('latin1');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? NaN);
-      const len = /\r\ncontent-length:\s*(\d+)/i.exec(text);
-      if (!len) throw new Error(`answer without Content-Length: ${text.split('\r\n')[0]}`);
-      this.head = { status, bodyStart: end + 4, length: Number(len[1]) };
-    }
-    if (all.length < this.head.bodyStart + this.head.length) return null;
-    const out = { status: this.head.status, body: all.subarray(this.head.bodyStart, this.head.bodyStart + this.head.length) };
-    this.chunks = [];
-    this.size = 0;
-    this.head = null;
-    return out;
-  }
-}
 
 /** Builds a job's TLS contexts and request bytes (not measured: parsing PEM is set-up), then waits for go(). */
 function prepare(job: ClientJob): { go(): Promise<ClientResult> } {
@@ -226,24 +192,4 @@ async function run(job: ClientJob, requests: Array<{ bytes: Buffer; context: tls
   };
 }
 
-let prepared: { go(): Promise<ClientResult> } | null = null;
-process.on('message', (m: { type: 'prepare'; job: ClientJob } | { type: 'go' }) => {
-  const reply = (p: Promise<unknown>, type: string) =>
-    p.then(
-      (value) => process.send!({ type, value }),
-      (e: unknown) => process.send!({ type: 'error', message: (e as Error).stack ?? String(e) }),
-    );
-  if (m.type === 'prepare') {
-    reply(
-      (async () => {
-        prepared = prepare(m.job);
-      })(),
-      'ready',
-    );
-  } else if (m.type === 'go') {
-    const p = prepared;
-    prepared = null;
-    reply(p ? p.go() : Promise.reject(new Error('go before prepare')), 'result');
-  }
-});
-process.on('disconnect', () => process.exit(0));
+serveLoadClient<ClientJob, ClientResult>(prepare);

@@ -19,6 +19,7 @@
  * Messages from the parent:  { type: 'prepare', job: OcspClientJob } → { type: 'ready' }, then
  *                            { type: 'go' } → { type: 'result', value: OcspClientResult }
  */
+import { AnswerReader, percentile, serveLoadClient } from './client-util.js';
 import net from 'node:net';
 import { decodeOcspResponse, encodeCertId } from '../src/pki/ocsp.js';
 import { encodeSequence } from '../src/pki/der.js';
@@ -68,37 +69,7 @@ export interface OcspClientResult {
   statuses: Record<string, number>;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
-}
 
-const CRLF2 = Buffer.from('\r\n\r\n');
-
-/** Reads one HTTP answer off a socket: status and body, framed by Content-Length. */
-class AnswerReader {
-  private buf: Buffer | null = null;
-  private head: { status: number; bodyStart: number; length: number } | null = null;
-
-  push(c: Buffer): { status: number; body: Buffer } | null {
-    const all = this.buf ? Buffer.concat([this.buf, c]) : c;
-    this.buf = all;
-    if (!this.head) {
-      const end = all.indexOf(CRLF2);
-      if (end < 0) return null;
-      const text = all.subarray(0, end).toString('latin1');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? NaN);
-      const len = /\r\ncontent-length:\s*(\d+)/i.exec(text);
-      if (!len) throw new Error(`answer without Content-Length: ${text.split('\r\n')[0]}`);
-      this.head = { status, bodyStart: end + 4, length: Number(len[1]) };
-    }
-    if (all.length < this.head.bodyStart + this.head.length) return null;
-    const out = { status: this.head.status, body: all.subarray(this.head.bodyStart, this.head.bodyStart + this.head.length) };
-    this.buf = null;
-    this.head = null;
-    return out;
-  }
-}
 
 /** mulberry32: a small seeded PRNG (the draws must not cost the run anything). */
 function prng(seed: number): () => number {
@@ -290,24 +261,7 @@ async function run(p: Prepared): Promise<OcspClientResult> {
   };
 }
 
-let prepared: Prepared | null = null;
-process.on('message', (m: { type: 'prepare'; job: OcspClientJob } | { type: 'go' }) => {
-  const reply = (p: Promise<unknown>, type: string) =>
-    p.then(
-      (value) => process.send!({ type, value }),
-      (e: unknown) => process.send!({ type: 'error', message: (e as Error).stack ?? String(e) }),
-    );
-  if (m.type === 'prepare') {
-    reply(
-      (async () => {
-        prepared = prepare(m.job);
-      })(),
-      'ready',
-    );
-  } else if (m.type === 'go') {
-    const p = prepared;
-    prepared = null;
-    reply(p ? run(p) : Promise.reject(new Error('go before prepare')), 'result');
-  }
+serveLoadClient<OcspClientJob, OcspClientResult>((job) => {
+  const p = prepare(job);
+  return { go: () => run(p) };
 });
-process.on('disconnect', () => process.exit(0));

@@ -12,6 +12,7 @@
  * Messages from the parent:  { type: 'prepare', job: ScepClientJob } → { type: 'ready' }, then
  *                            { type: 'go' } → { type: 'result', value: ScepClientResult }
  */
+import { AnswerReader, percentile, serveLoadClient } from './client-util.js';
 import net from 'node:net';
 import { decodePkiMessage, SCEP_MESSAGE_TYPE, SCEP_PKI_STATUS } from '../src/pki/scep-cms.js';
 
@@ -53,41 +54,7 @@ export interface ScepClientResult {
   samples: Array<{ index: number; body: Uint8Array }>;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
-}
 
-const CRLF2 = Buffer.from('\r\n\r\n');
-
-/** Reads one HTTP/1.1 answer off a socket: status and body, framed by Content-Length. */
-class AnswerReader {
-  private chunks: Buffer[] = [];
-  private size = 0;
-  private head: { status: number; bodyStart: number; length: number } | null = null;
-
-  push(c: Buffer): { status: number; body: Buffer } | null {
-    this.chunks.push(c);
-    this.size += c.length;
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
-    this.chunks = [all];
-    if (!this.head) {
-      const end = all.indexOf(CRLF2);
-      if (end < 0) return null;
-      const text = all.subarray(0, end).toString('latin1');
-      const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? NaN);
-      const len = /\r\ncontent-length:\s*(\d+)/i.exec(text);
-      if (!len) throw new Error(`answer without Content-Length: ${text.split('\r\n')[0]}`);
-      this.head = { status, bodyStart: end + 4, length: Number(len[1]) };
-    }
-    if (all.length < this.head.bodyStart + this.head.length) return null;
-    const out = { status: this.head.status, body: all.subarray(this.head.bodyStart, this.head.bodyStart + this.head.length) };
-    this.chunks = [];
-    this.size = 0;
-    this.head = null;
-    return out;
-  }
-}
 
 /** Why a 200 answer is not the CertRep SUCCESS for `transactionId`, or null when it is. */
 function certRepProblem(body: Buffer, transactionId: string): string | null {
@@ -225,24 +192,4 @@ async function run(job: ScepClientJob, requests: Buffer[]): Promise<ScepClientRe
   };
 }
 
-let prepared: { go(): Promise<ScepClientResult> } | null = null;
-process.on('message', (m: { type: 'prepare'; job: ScepClientJob } | { type: 'go' }) => {
-  const reply = (p: Promise<unknown>, type: string) =>
-    p.then(
-      (value) => process.send!({ type, value }),
-      (e: unknown) => process.send!({ type: 'error', message: (e as Error).stack ?? String(e) }),
-    );
-  if (m.type === 'prepare') {
-    reply(
-      (async () => {
-        prepared = prepare(m.job);
-      })(),
-      'ready',
-    );
-  } else if (m.type === 'go') {
-    const p = prepared;
-    prepared = null;
-    reply(p ? p.go() : Promise.reject(new Error('go before prepare')), 'result');
-  }
-});
-process.on('disconnect', () => process.exit(0));
+serveLoadClient<ScepClientJob, ScepClientResult>(prepare);
