@@ -111,14 +111,17 @@ export function startWebhookDispatcher(deps: WebhookDispatcherDeps, pollMs = 200
       }
     });
   };
-  const timer = setInterval(pass, pollMs);
-  timer.unref();
-  if (deps.endpoints.size > 0) pass();
+  // without endpoints there is nothing to deliver: no polling at all
+  const timer = deps.endpoints.size > 0 ? setInterval(pass, pollMs) : null;
+  timer?.unref();
+  if (timer) pass();
   return {
-    wake: pass,
+    wake: () => {
+      if (timer) pass();
+    },
     stop: async () => {
       stopped = true;
-      clearInterval(timer);
+      if (timer) clearInterval(timer);
       await running;
     },
   };
