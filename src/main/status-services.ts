@@ -1,7 +1,8 @@
 /**
- * Composition of what keeps revocation status current in a running server: the change listener
- * (LISTEN/NOTIFY), the OCSP responder with its delegated responder keys, the CRL publisher, the
- * OCSP pre-signer, the superseded-certificate revoker and the renewal of responder certificates.
+ * Composition of the background work of a running server: the change listener (LISTEN/NOTIFY),
+ * the OCSP responder with its delegated responder keys, the CRL publisher, the OCSP pre-signer, the
+ * superseded-certificate revoker, the renewal of responder certificates, the webhook dispatcher and
+ * the audit-chain sealer.
  */
 import type pg from 'pg';
 import { OcspService, ocspSettingsOf, type OcspResponderKey } from '../ca/ocsp.js';
