@@ -30,7 +30,9 @@ export function decodeIssuerAndSerial(der: Buffer): { issuerDer: Buffer; serialH
     if (rest.length > 0) throw new DerError('malformed', 'IssuerAndSerialNumber has extra elements');
     const n = decodeInteger(der, expectTag(serial, TAG.INTEGER, 'serialNumber'));
     if (n <= 0n) throw new DerError('malformed', 'serialNumber must be positive');
-    return { issuerDer: encodingOf(der, expectTag(issuer, TAG.SEQUENCE, 'issuer Name')), serialHex: n.toString(16) };
+    // the store's form: whole octets (a serial whose first octet is below 0x10 keeps its leading 0)
+    const hex = n.toString(16);
+    return { issuerDer: encodingOf(der, expectTag(issuer, TAG.SEQUENCE, 'issuer Name')), serialHex: hex.length % 2 ? `0${hex}` : hex };
   } catch (e) {
     if (e instanceof DerError) throw badRequest(`IssuerAndSerialNumber is malformed: ${e.message}`, e);
     throw e;
