@@ -433,7 +433,17 @@ describe('a whole device, and the rules of hold and release', () => {
     const r = cli(['revoke', '--device', 'cam-fleet', '--reason', 'keyCompromise', '--invalidity-date', inv.toISOString(), '--json']);
     expect(changedSerials(r.stdout)).toEqual(fleet());
     for (const name of ['fleet-1', 'fleet-2']) expectStatus(ask(name), 'revoked', 'keyCompromise');
-    const { text } = await crlListing(fleet());
+    // the CRL of the earlier hold lists them too: wait for the one that shows the revocation
+    let text = '';
+    await pollUntil(
+      'the CRL lists both as keyCompromise',
+      () => {
+        const c = curl([`${base}/crl/device-ca.crl`]);
+        text = c.status === 200 ? crlText(c.body) : '';
+        return fleet().every((s) => /Key Compromise/.test(crlEntryOf(text, s) ?? ''));
+      },
+      { timeoutMs: 5_000, intervalMs: 100 },
+    );
     for (const serial of fleet()) {
       const entry = crlEntryOf(text, serial)!;
       expect(entry).toMatch(/CRL Reason Code: *\n *Key Compromise\n/);
