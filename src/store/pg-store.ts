@@ -410,6 +410,10 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     this.gatherMs = Math.max(0, opts.gatherMs ?? DEFAULT_GATHER_MS);
     this.gatherTarget = Math.max(1, opts.gatherTarget ?? DEFAULT_GATHER_TARGET);
     this.log = opts.log ?? (() => {});
+    // A checked-out client whose connection dies between two queries (a CRL build signing, the
+    // audit sealer) emits 'error' with nobody listening: that would end the process. Every client
+    // gets a listener; the next query on it fails and its holder releases it as broken.
+    pool.on('connect', (client) => client.on('error', (err) => this.log(`database connection lost: ${err.message}`)));
   }
 
   /** Creates a pool (default size 8) and checks that the database answers. */

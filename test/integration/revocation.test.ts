@@ -786,7 +786,7 @@ describe('without its database the responder says tryLater', () => {
       const askC = () => opensslOcspAsync(['-issuer', f('int.pem'), '-cert', leaf('db-cut').file, '-url', `${c.httpUrl}/ocsp`, '-CAfile', f('chain.pem'), '-timeout', '10', '-no_nonce']);
       await relay.cut();
       const o = await askC();
-      expect(o.responderError, o.out).toBe('trylater (3)');
+      expect(o.responderError, `${o.out}\n${c.stderr().split('\n').slice(-12).join('\n')}`).toBe('trylater (3)');
       // the server survived the outage and answers again once the database is back
       await relay.restore();
       await pollUntil('good after the database came back', async () => (await askC()).status === 'good', { timeoutMs: 15_000, intervalMs: 200 });
