@@ -410,10 +410,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     this.gatherMs = Math.max(0, opts.gatherMs ?? DEFAULT_GATHER_MS);
     this.gatherTarget = Math.max(1, opts.gatherTarget ?? DEFAULT_GATHER_TARGET);
     this.log = opts.log ?? (() => {});
-    // A checked-out client whose connection dies between two queries (a CRL build signing, the
-    // audit sealer) emits 'error' with nobody listening: that would end the process. Every client
-    // gets a listener; the next query on it fails and its holder releases it as broken.
-    pool.on('connect', (client) => client.on('error', (err) => this.log(`database connection lost: ${err.message}`)));
+    if (!ownsPool) guardClients(pool, this.log);
   }
 
   /** Creates a pool (default size 8) and checks that the database answers. */
@@ -426,6 +423,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     // An idle client losing its connection (database restart) must not crash the process;
     // the pool drops it and the next query reconnects.
     pool.on('error', (err) => log(`idle database connection lost: ${err.message}`));
+    guardClients(pool, log); // before the first client is made
     try {
       await pool.query('SELECT 1');
     } catch (err) {
@@ -1239,6 +1237,15 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       client.release(broken);
     }
   }
+}
+
+/**
+ * A checked-out client whose connection dies between two queries (a CRL build signing, the audit
+ * sealer) emits 'error' with nobody listening, which would end the process. Every client the pool
+ * makes gets a listener; the next query on it fails and its holder releases it as broken.
+ */
+function guardClients(pool: pg.Pool, log: (msg: string) => void): void {
+  pool.on('connect', (client) => client.on('error', (err) => log(`database connection lost: ${err.message}`)));
 }
 
 function auditColumns(entries: AuditEntry[]): unknown[] {
