@@ -164,9 +164,9 @@ describe('CRL publication', () => {
     await ca.revoke(c.serial, 'keyCompromise', 'test');
     const notAfter = (await suite.store.getCertificate(c.serial))!.notAfter;
     clock.set(new Date(notAfter.getTime() + config.settings.crl.nextUpdate - 1000));
-    expect(decodeCrl((await publishCrls(deps(), deviceCa, { base: true, actor: 'test' }))!.full.der).revokedSerials.has(c.serial)).toBe(true);
+    expect(listed((await publishCrls(deps(), deviceCa, { base: true, actor: 'test' }))!.full.der).has(c.serial)).toBe(true);
     clock.set(new Date(notAfter.getTime() + config.settings.crl.nextUpdate + 1000));
-    expect(decodeCrl((await publishCrls(deps(), deviceCa, { base: true, actor: 'test' }))!.full.der).revokedSerials.has(c.serial)).toBe(false);
+    expect(listed((await publishCrls(deps(), deviceCa, { base: true, actor: 'test' }))!.full.der).has(c.serial)).toBe(false);
     clock.set(T0);
   });
 });
