@@ -1030,28 +1030,19 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   // ------------------------------------------------------------ advisories (pg-advisories.ts)
 
   devicesOfModel(model: string): Promise<Array<{ id: string; firmware: string | null; state: DeviceState }>> {
-    return this.mapped(adv.devicesOfModel(this.pool, model));
+    return adv.devicesOfModel(this.boundQuery, model);
   }
 
   recordAdvisory(a: Omit<Advisory, 'id' | 'withdrawnAt' | 'withdrawnBy'>): Promise<Advisory> {
-    return this.mapped(adv.recordAdvisory(this.pool, a));
+    return this.tx((c) => adv.recordAdvisory(c, a));
   }
 
   withdrawAdvisory(id: number, at: Date, actor: string): Promise<Advisory> {
-    return this.mapped(adv.withdrawAdvisory(this.pool, id, at, actor));
+    return this.tx((c) => adv.withdrawAdvisory(c, id, at, actor));
   }
 
   listAdvisories(): Promise<Advisory[]> {
-    return this.mapped(adv.listAdvisories(this.pool));
-  }
-
-  /** Maps driver errors of a delegated call to CaErrors (CaErrors pass through). */
-  private async mapped<T>(p: Promise<T>): Promise<T> {
-    try {
-      return await p;
-    } catch (e) {
-      throw e instanceof CaError ? e : mapPgError(e);
-    }
+    return adv.listAdvisories(this.boundQuery);
   }
 
   // ------------------------------------------------------------ admin API tokens (pg-tokens.ts)
@@ -1084,7 +1075,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   // ------------------------------------------------------------ webhooks outbox (pg-webhooks.ts)
 
   syncWebhookEndpoints(endpoints: Array<{ name: string; events: string[] }>): Promise<void> {
-    return wh.syncWebhookEndpoints(this.pool, endpoints);
+    return this.tx((c) => wh.syncWebhookEndpoints(c, endpoints));
   }
 
   claimDeliveries(now: Date, leaseMs: number, limit: number): Promise<WebhookDelivery[]> {

@@ -4,20 +4,11 @@ import type { WebhookDelivery } from '../ca/ports.js';
 
 type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string) => Promise<pg.QueryResult<R>>;
 
-export async function syncWebhookEndpoints(pool: pg.Pool, endpoints: Array<{ name: string; events: string[] }>): Promise<void> {
-  const c = await pool.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query('DELETE FROM webhook_endpoints WHERE NOT (name = ANY($1::text[]))', [endpoints.map((e) => e.name)]);
-    for (const e of endpoints) {
-      await c.query('INSERT INTO webhook_endpoints (name, events) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET events = excluded.events', [e.name, e.events]);
-    }
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => undefined);
-    throw e;
-  } finally {
-    c.release();
+/** Runs in the caller's transaction (PgStore.tx). */
+export async function syncWebhookEndpoints(c: pg.PoolClient, endpoints: Array<{ name: string; events: string[] }>): Promise<void> {
+  await c.query('DELETE FROM webhook_endpoints WHERE NOT (name = ANY($1::text[]))', [endpoints.map((e) => e.name)]);
+  for (const e of endpoints) {
+    await c.query('INSERT INTO webhook_endpoints (name, events) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET events = excluded.events', [e.name, e.events]);
   }
 }
 

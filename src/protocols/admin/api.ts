@@ -15,6 +15,7 @@ import { normalizeSerial } from '../../core/ids.js';
 import { FailureLimiter } from '../../enrollment/secrets.js';
 import { ROLES, type Role } from '../../enrollment/api-tokens.js';
 import { certificateView, deviceView, requestView } from '../../enrollment/views.js';
+import { pemEncode } from '../../pki/pem.js';
 import type { CertificateRecord, CertificateStatus, DeviceRecord, DeviceState, RevocationReason } from '../../ca/ports.js';
 import type { EnrollmentRequest, RequestState } from '../../enrollment/ports.js';
 
@@ -204,7 +205,7 @@ export const ROUTES: readonly ApiRoute[] = [
     roles: READERS,
     run: async ({ deps, params }) => {
       const c = await found(deps.getCertificate(serialParam(params.serial!)), `certificate ${params.serial}`);
-      return { ...certificateView(c), pem: `-----BEGIN CERTIFICATE-----\n${c.der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n` };
+      return { ...certificateView(c), pem: pemEncode('CERTIFICATE', c.der) };
     },
   },
   {
