@@ -48,11 +48,11 @@ export async function applyAdvisory(deps: AdvisoryDeps, req: AdvisoryRequest): P
   if (!reason) throw badRequest('an advisory needs a reason');
   if (req.action === 'restrict') {
     const p = req.profile ? deps.config.profiles.get(req.profile) : undefined;
-    if (!p || p.kind !== 'device') throw badRequest(`restrict needs --profile naming a device profile (got ${req.profile ?? 'none'})`);
-  } else if (req.profile !== undefined) throw badRequest('--profile is only for the restrict action');
+    if (!p || p.kind !== 'device') throw badRequest(`restrict needs a restricted profile naming a device profile (CLI --profile, API restricted_profile; got ${req.profile ?? 'none'})`);
+  } else if (req.profile !== undefined) throw badRequest('a restricted profile (CLI --profile, API restricted_profile) is only for the restrict action');
   if (req.action === 'shorten') {
-    if (!req.maxValidityMs || req.maxValidityMs <= 0) throw badRequest('shorten needs --validity (e.g. 7d)');
-  } else if (req.maxValidityMs !== undefined) throw badRequest('--validity is only for the shorten action');
+    if (!req.maxValidityMs || req.maxValidityMs <= 0) throw badRequest('shorten needs a maximum validity (CLI --validity, API max_validity; e.g. 7d)');
+  } else if (req.maxValidityMs !== undefined) throw badRequest('a maximum validity (CLI --validity, API max_validity) is only for the shorten action');
 
   const candidates = (await deps.store.devicesOfModel(req.model)).filter((d) => d.state !== 'retired' && versionInRange(d.firmware, range));
   const devices = candidates.map((d) => d.id);

@@ -12,6 +12,9 @@ import { badRequest } from '../core/errors.js';
 export const ROLES: readonly ApiRole[] = ['admin', 'operator', 'factory', 'auditor', 'nac'];
 export type Role = ApiRole;
 
+/** A token's lifetime when its creator does not give one (CLI `--ttl`, API `ttl`). */
+export const DEFAULT_TOKEN_TTL = '30d';
+
 const TOKEN_RE = /^fca_([a-z2-7]{16})\.([A-Za-z0-9_-]{43})$/;
 
 /** The MAC key of API tokens (HKDF of the key passphrase, apart from the enrollment-secret key). */

@@ -44,6 +44,9 @@ describe('devices', () => {
       lastEnrolledAt: null,
       restrictedProfile: null,
       maxValidityMs: null,
+      segment: null,
+      nacRole: null,
+      firstSeenAt: null,
     });
     expect(await store.getDevice('dev-crud-1')).toEqual(added);
   });
