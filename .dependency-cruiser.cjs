@@ -1,9 +1,10 @@
 /**
  * The import rule of docs/ARCHITECTURE.md, checked in CI (`npm run check:deps`):
- *   core ← config ← pki ← signing ← ca ← enrollment ← { http, protocols, jobs, provisioning, exports, cli } ← main
- * store implements the ports of ca/ and enrollment/; only main (and tests) import it.
+ *   core ← config ← pki ← signing ← ca ← enrollment ← bulk ← { http, protocols, jobs, provisioning, exports, cli } ← main
+ * store implements the ports of ca/, enrollment/ and bulk/; only main (and tests) import it.
+ * bulk (factory batches) is a layer, not an adapter: the CLI and the admin API both drive it.
  */
-const layers = ['core', 'config', 'pki', 'signing', 'ca', 'enrollment'];
+const layers = ['core', 'config', 'pki', 'signing', 'ca', 'enrollment', 'bulk'];
 const adapters = ['http', 'protocols', 'jobs', 'provisioning', 'exports', 'cli'];
 
 const forbidden = [];
@@ -31,10 +32,10 @@ for (const a of adapters) {
 }
 forbidden.push({
   name: 'store-imports-upward',
-  comment: 'src/store implements ports; it imports only core, config and the port declarations (ca/ports, enrollment/ports)',
+  comment: 'src/store implements ports; it imports only core, config and the port declarations (ca/ports, enrollment/ports, bulk/ports)',
   severity: 'error',
   from: { path: '^src/store/' },
-  to: { path: '^src/(pki|signing|enrollment|http|protocols|jobs|provisioning|exports|cli|main)/', pathNot: '^src/enrollment/ports\\.ts$' },
+  to: { path: '^src/(pki|signing|enrollment|bulk|http|protocols|jobs|provisioning|exports|cli|main)/', pathNot: '^src/(enrollment|bulk)/ports\\.ts$' },
 });
 forbidden.push({
   name: 'no-circular',

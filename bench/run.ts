@@ -11,6 +11,9 @@
  *   scep                           SCEP PKCSReq over keep-alive HTTP, 32 clients, beside its RSA/ECDSA crypto floor (bench/scep.ts)
  *   ocsp                           OCSP over keep-alive HTTP, 64 connections, 1M certificates in the database, beside a bare
  *                                  node:http server and `openssl ocsp -index` (bench/ocsp.ts; --ocsp-profile=<dir>)
+ *   batch                          factory batches (`fleetca batch run`): device CSRs, server keys to encrypted PEM and to
+ *                                  PKCS#12, devices/s beside their crypto floors and peak RSS (bench/batch.ts;
+ *                                  --batch-size=N, default 2000, 500 with --quick; --batch-runs=N; --batch-modes=csr,pem,p12)
  *   crl                            CRL build + sign of 10k/100k/1M revoked entries from PostgreSQL: seconds and peak RSS,
  *                                  beside `openssl ca -gencrl` (bench/crl.ts; --no-crl-1m skips 1M)
  */
@@ -39,6 +42,7 @@ import { median } from './load-util.js';
 import { scepSection } from './scep.js';
 import { ocspSection } from './ocsp.js';
 import { crlSection, type CrlRow } from './crl.js';
+import { batchSection } from './batch.js';
 
 const args = process.argv.slice(2);
 const JSON_OUT = args.includes('--json');
@@ -54,6 +58,10 @@ const profArg = args.find((a) => a.startsWith('--est-profile='));
 const EST_PROFILE = profArg ? path.resolve(profArg.slice(14)) : undefined;
 const ocspProfArg = args.find((a) => a.startsWith('--ocsp-profile='));
 const OCSP_PROFILE = ocspProfArg ? path.resolve(ocspProfArg.slice(15)) : undefined;
+const batchSizeArg = args.find((a) => a.startsWith('--batch-size='));
+const BATCH_SIZE = batchSizeArg ? Number(batchSizeArg.slice(13)) : undefined;
+const batchRunsArg = args.find((a) => a.startsWith('--batch-runs='));
+const batchModesArg = args.find((a) => a.startsWith('--batch-modes='));
 const THREADS = os.availableParallelism();
 const config = loadConfig(path.resolve('ca-config'));
 
@@ -131,6 +139,19 @@ async function main() {
   if (!ONLY || ONLY.has('est')) await estSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, record: (r) => rows.push(r), ...(EST_PROFILE ? { profileDir: EST_PROFILE } : {}) });
   const note = (s: string) => sectionNotes.push(s);
   if (!ONLY || ONLY.has('ocsp')) await ocspSection({ tmp, quick: QUICK, runs: RUNS, cores: THREADS, log, note, record: (r) => rows.push(r), ...(OCSP_PROFILE ? { profileDir: OCSP_PROFILE } : {}) });
+  if (!ONLY || ONLY.has('batch')) {
+    await batchSection({
+      tmp,
+      quick: QUICK,
+      runs: batchRunsArg ? Number(batchRunsArg.slice(13)) : RUNS,
+      cores: THREADS,
+      size: BATCH_SIZE ?? (QUICK ? 500 : 2000),
+      ...(batchModesArg ? { modes: batchModesArg.slice(14).split(',') } : {}),
+      log,
+      note,
+      record: (r) => rows.push(r),
+    });
+  }
   if (!ONLY || ONLY.has('crl')) await crlSection({ tmp, quick: QUICK, runs: RUNS, log, note, record: (r) => rows.push(r), with1m: !args.includes('--no-crl-1m') });
 
   rmSync(tmp, { recursive: true, force: true });

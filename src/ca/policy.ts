@@ -9,6 +9,10 @@ import type { KeyTypeName, Profile } from '../config/schema.js';
 import type { DecodedCsr, KeyInfo } from '../pki/csr.js';
 import type { RdnAttribute, SanEntry } from '../pki/names.js';
 import { checkWeakKey } from '../pki/weak-keys.js';
+import { encodeOctetString, encodeOid, encodeSequence } from '../pki/der.js';
+
+/** id-on-hardwareModuleName (RFC 4108 §5). */
+export const OID_HARDWARE_MODULE_NAME = '1.3.6.1.5.5.7.8.4';
 
 /** Subject attribute order in issued certificates (most significant first). */
 const SUBJECT_ORDER = ['C', 'ST', 'L', 'O', 'OU', 'serialNumber', 'emailAddress', 'CN'];
@@ -26,6 +30,8 @@ export interface PolicyInput {
   profile: Profile;
   deviceId: string;
   deviceMacs: readonly string[];
+  /** The device record's serial number (the hardwareModuleName SAN of IDevID profiles). */
+  deviceSerialNumber?: string | null;
   key: KeyInfo;
   subject: readonly RdnAttribute[];
   extensions: DecodedCsr['extensions'];
@@ -157,7 +163,20 @@ export function evaluatePolicy(input: PolicyInput): PolicyDecision {
       if (!sans.some((x) => x.type === 'uri' && x.value === urn)) sans.push({ type: 'uri', value: urn });
     }
   }
+  const hmn = profile.san.hardwareModuleName;
+  if (hmn && input.deviceSerialNumber) sans.push(hardwareModuleNameSan(hmn.hwType, input.deviceSerialNumber));
   return { subject, sans, keyType: kt.type, keyFamily: kt.family };
+}
+
+/**
+ * The hardwareModuleName otherName of an IEEE 802.1AR IDevID (RFC 4108 §5), as a SanEntry:
+ *   HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }
+ * hwSerialNum is the serial number's UTF-8 octets. Like the MAC URNs, it comes from the device
+ * record, never from a CSR.
+ */
+export function hardwareModuleNameSan(hwType: string, serialNumber: string): SanEntry {
+  const value = encodeSequence(encodeOid(hwType), encodeOctetString(Buffer.from(serialNumber, 'utf8')));
+  return { type: 'otherName', value: `${OID_HARDWARE_MODULE_NAME};${value.toString('hex')}` };
 }
 
 /**

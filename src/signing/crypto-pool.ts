@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { CaError, internal, unavailable, type CaErrorKind } from '../core/errors.js';
 import { decodeCsr, verifyCsrSignature, type DecodedCsr } from '../pki/csr.js';
 import { nodeDigestFor, type SignatureAlgorithm } from '../pki/algorithms.js';
+import { pkcs12Kdf } from '../pki/pkcs12.js';
 import { algorithmForKey, type Signer } from './signer.js';
 import { spkiOf } from './keys.js';
 
@@ -23,6 +24,11 @@ export interface CryptoEngine {
   verifyCsr(der: Buffer): Promise<VerifiedCsr>;
   /** Registers a private key under an id (kept in memory only) and returns a Signer for it. */
   addKey(keyId: string, key: KeyObject): Promise<Signer>;
+  /**
+   * The 32-byte HMAC key of a PKCS#12 MacData (RFC 7292 App. B.2 over SHA-256): thousands of hash
+   * calls, so on a worker thread when there are some (factory batches make one per bundle).
+   */
+  pkcs12MacKey(password: string, salt: Buffer, iterations: number): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -37,13 +43,17 @@ export class InlineCryptoEngine implements CryptoEngine {
     const digest = nodeDigestFor(algorithm);
     return { algorithm, spkiDer: spkiOf(key), sign: async (data) => crypto.sign(digest, data, key) };
   }
+  async pkcs12MacKey(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
+    return pkcs12Kdf(password, salt, 3, iterations, 32);
+  }
   async close(): Promise<void> {}
 }
 
 type Request =
   | { id: number; op: 'verifyCsr'; der: Uint8Array }
   | { id: number; op: 'sign'; keyId: string; digest: string | null; data: Uint8Array }
-  | { id: number; op: 'addKey'; keyId: string; pkcs8: Uint8Array };
+  | { id: number; op: 'addKey'; keyId: string; pkcs8: Uint8Array }
+  | { id: number; op: 'pkcs12MacKey'; password: string; salt: Uint8Array; iterations: number };
 /** Request without its id (distributes over the union). */
 type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; kind: CaErrorKind; message: string };
@@ -182,6 +192,10 @@ export class WorkerCryptoEngine implements CryptoEngine {
         return toBuf((await this.call({ op: 'sign', keyId, digest, data: copy }, undefined, [copy.buffer as ArrayBuffer])) as Uint8Array);
       },
     };
+  }
+
+  async pkcs12MacKey(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
+    return toBuf((await this.call({ op: 'pkcs12MacKey', password, salt: transferable(salt), iterations })) as Uint8Array);
   }
 
   async close(): Promise<void> {

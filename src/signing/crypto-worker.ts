@@ -1,13 +1,14 @@
-/** Worker thread body of WorkerCryptoEngine: decodes/verifies CSRs and signs with in-memory keys. */
+/** Worker thread body of WorkerCryptoEngine: decodes/verifies CSRs, signs with in-memory keys, derives PKCS#12 MAC keys. */
 import crypto, { type KeyObject } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { CaError } from '../core/errors.js';
 import { decodeCsr, verifyCsrSignature } from '../pki/csr.js';
+import { pkcs12Kdf } from '../pki/pkcs12.js';
 
 const keys = new Map<string, KeyObject>();
 const port = parentPort!;
 
-port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: string; digest?: string | null; data?: Uint8Array; pkcs8?: Uint8Array }) => {
+port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: string; digest?: string | null; data?: Uint8Array; pkcs8?: Uint8Array; password?: string; salt?: Uint8Array; iterations?: number }) => {
   try {
     let value: unknown;
     switch (req.op) {
@@ -22,6 +23,9 @@ port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: str
         value = sig;
         break;
       }
+      case 'pkcs12MacKey':
+        value = pkcs12Kdf(req.password!, Buffer.from(req.salt!), 3, req.iterations!, 32);
+        break;
       case 'addKey':
         keys.set(req.keyId!, crypto.createPrivateKey({ key: Buffer.from(req.pkcs8!), format: 'der', type: 'pkcs8' }));
         value = true;
