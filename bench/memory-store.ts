@@ -123,6 +123,9 @@ export class MemoryStore implements CaStore, CrlStore {
   async listRevoked(): Promise<RevokedEntry[]> {
     return [];
   }
+  async lastStatusChange(): Promise<Date | null> {
+    return null;
+  }
   async missingCrlEntries(): Promise<Array<RevokedEntry & { issuerId: number }>> {
     return [];
   }

@@ -48,6 +48,12 @@ export async function listRevoked(q: Query, issuerId: number, at: Date): Promise
   return r.rows.map((x) => ({ serial: x.serial, revokedAt: x.revoked_at, reason: x.revocation_reason, invalidityDate: x.invalidity_date }));
 }
 
+/** The newest entry of the status history (revocations, holds, releases) of an issuer. */
+export async function lastStatusChange(q: Query, issuerId: number): Promise<Date | null> {
+  const r = await q<{ at: Date | null }>(`SELECT max(revoked_at) AS at FROM revocations WHERE issuer_id = $1`, [issuerId]);
+  return r.rows[0]?.at ?? null;
+}
+
 /** thisUpdate of the issuer's newest base CRL. */
 export async function latestBaseAt(q: Query, issuerId: number): Promise<Date | null> {
   const r = await q<{ this_update: Date }>(`SELECT this_update FROM crls WHERE issuer_id = $1 AND base ORDER BY number DESC LIMIT 1`, [issuerId]);

@@ -1,0 +1,102 @@
+/**
+ * The NAC change feed on a real database (migration 0014): a first read from the zero cursor
+ * returns every device; afterwards only devices whose record or certificate status changed come
+ * back; pages continue after their last change; and a change made by a transaction still open when
+ * the feed is read is not skipped — it is returned by the read after it commits.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import type { IssuerRecord, NacCursor } from '../../src/ca/ports.js';
+import type { PgStore } from '../../src/store/pg-store.js';
+import { crlEntryOf } from '../../src/ca/revocation.js';
+import { DAY, T0, at, auditFor, certFor, intentFor, randomSerial, useTestStore } from './fixtures.js';
+
+const suite = useTestStore();
+let store: PgStore;
+let issuer: IssuerRecord;
+beforeAll(() => {
+  ({ store, issuer } = suite);
+});
+
+async function issue(deviceId: string): Promise<string> {
+  const intent = intentFor(randomSerial(), issuer.id, deviceId);
+  await store.recordIntent(intent, auditFor('certificate.sign.begin', intent.serial));
+  await store.commitCertificate(certFor(intent, { notAfter: at(365 * DAY) }), auditFor('certificate.issued', intent.serial));
+  return intent.serial;
+}
+
+/** Reads the feed to its end from `from`, page by page; the ids in order and the final cursor. */
+async function drain(from: NacCursor, limit = 1000): Promise<{ ids: string[]; cursor: NacCursor }> {
+  const ids: string[] = [];
+  let cursor = from;
+  for (;;) {
+    const { devices, horizon } = await store.nacChanges(cursor, limit);
+    ids.push(...devices.map((d) => d.device.id));
+    if (devices.length < limit) return { ids, cursor: { xid: horizon, id: '' } };
+    const last = devices[devices.length - 1]!;
+    cursor = { xid: last.xid, id: last.device.id };
+  }
+}
+
+const ZERO: NacCursor = { xid: '0', id: '' };
+
+describe('NAC change feed', () => {
+  let cursor: NacCursor;
+  let serial: string;
+
+  it('from zero: every device, with its current certificate', async () => {
+    for (const id of ['nac-a', 'nac-b', 'nac-c']) await store.addDevice({ id, macs: ['aa:bb:cc:00:00:01'] }, T0);
+    serial = await issue('nac-a');
+    const first = await store.nacChanges(ZERO, 100);
+    expect(first.devices.map((d) => d.device.id).sort()).toEqual(['nac-a', 'nac-b', 'nac-c']);
+    expect(first.devices.find((d) => d.device.id === 'nac-a')!.device.current).toMatchObject({ serial, status: 'valid' });
+    cursor = (await drain(ZERO)).cursor;
+    expect((await drain(cursor)).ids).toEqual([]);
+  });
+
+  it('a record update, an issuance and a status change each bring the device back; nothing else comes back', async () => {
+    await store.updateDevice('nac-b', { segment: 'bldg-9' }, at(DAY));
+    let r = await drain(cursor);
+    expect(r.ids).toEqual(['nac-b']);
+    cursor = r.cursor;
+
+    await store.revoke({ serial, reason: 'certificateHold', at: at(DAY), actor: 'soc', crlEntry: crlEntryOf });
+    r = await drain(cursor);
+    expect(r.ids).toEqual(['nac-a']);
+    cursor = r.cursor;
+
+    await issue('nac-c');
+    r = await drain(cursor);
+    expect(r.ids).toEqual(['nac-c']);
+    cursor = r.cursor;
+  });
+
+  it('pages of one continue after their last change and end with the same devices as one read', async () => {
+    for (const id of ['nac-a', 'nac-b', 'nac-c']) await store.updateDevice(id, { firmware: '2.0' }, at(2 * DAY));
+    const paged = await drain(cursor, 1);
+    const whole = await drain(cursor, 1000);
+    expect(paged.ids).toEqual(whole.ids);
+    expect([...paged.ids].sort()).toEqual(['nac-a', 'nac-b', 'nac-c']);
+    cursor = whole.cursor;
+  });
+
+  it('a change of a transaction open during a read is returned after it commits, not skipped (nor are later ones)', async () => {
+    const client = new pg.Client({ connectionString: suite.db.connectionString });
+    await client.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query("UPDATE devices SET model = 'late' WHERE id = 'nac-b'");
+      // a later transaction commits first
+      await store.updateDevice('nac-c', { model: 'early' }, at(3 * DAY));
+      // the feed never reads past a transaction that is still open: the committed change waits too
+      const during = await drain(cursor);
+      expect(during.ids).toEqual([]);
+      await client.query('COMMIT');
+      const after = await drain(during.cursor);
+      expect(after.ids).toEqual(['nac-b', 'nac-c']);
+      expect((await store.nacChanges({ xid: '0', id: '' }, 100)).devices.find((d) => d.device.id === 'nac-b')!.device.model).toBe('late');
+    } finally {
+      await client.end();
+    }
+  });
+});
