@@ -21,6 +21,7 @@ import { encodeName, type RdnAttribute, type SanEntry } from '../pki/names.js';
 import { generateSerial } from '../pki/serial.js';
 import { generateKeyPair, spkiOf, type GeneratedKeyType } from '../signing/keys.js';
 import type { CryptoEngine } from '../signing/crypto-pool.js';
+import type { Signer } from '../signing/signer.js';
 import type { KeyStore } from '../signing/key-store.js';
 import { CertificateAuthority, type IssuedCertificate } from './issuance.js';
 import { buildIssuerRuntime, type IssuerRuntime } from './issuers.js';
@@ -50,7 +51,7 @@ export interface BootstrapResult {
 
 const ACTOR = 'init';
 
-function subjectAttrs(s: IssuerSettings['subject']): RdnAttribute[] {
+export function subjectAttrs(s: IssuerSettings['subject']): RdnAttribute[] {
   const out: RdnAttribute[] = [];
   if (s.C) out.push({ type: 'C', oid: '2.5.4.6', value: s.C });
   if (s.O) out.push({ type: 'O', oid: '2.5.4.10', value: s.O });
@@ -70,6 +71,29 @@ export const SERVICE_KEYS = {
   tlsServer: 'tls-server',
 } as const;
 
+/** A self-signed root certificate (init and root rollover): CA:TRUE, keyCertSign + cRLSign, AKI = SKI. */
+export async function selfSignedRoot(
+  signer: Signer,
+  spkiDer: Buffer,
+  subject: RdnAttribute[],
+  now: Date,
+  validityMs: number,
+  random: RandomBytes,
+): Promise<{ der: Buffer; ski: Buffer; notAfter: Date }> {
+  const subjectDer = encodeName(subject);
+  const ski = subjectKeyIdFromSpki(spkiDer);
+  const template = compileCertTemplate({
+    issuerNameDer: subjectDer,
+    authorityKeyId: ski,
+    signatureAlgorithm: signer.algorithm,
+    basicConstraints: { ca: true },
+    keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
+  });
+  const notAfter = new Date(now.getTime() + validityMs);
+  const tbs = buildTbsCertificate(template, { serial: generateSerial(random), notBefore: now, notAfter, subjectDer, spkiDer, subjectKeyId: ski });
+  return { der: assembleCertificate(tbs, signer.algorithm, await signer.sign(tbs)), ski, notAfter };
+}
+
 export async function initHierarchy(deps: BootstrapDeps): Promise<BootstrapResult> {
   const { config, store, clock } = deps;
   const random = deps.random ?? crypto.randomBytes;
@@ -84,36 +108,17 @@ export async function initHierarchy(deps: BootstrapDeps): Promise<BootstrapResul
 
   // ---- root: self-signed, built and signed here (there is no issuer above it)
   const rootKey = generateKeyPair(caKeyType(rootSettings.keyType));
-  const rootSpki = spkiOf(rootKey.publicKey);
   const rootSigner = await deps.crypto.addKey(rootName, rootKey.privateKey);
-  const rootSubject = encodeName(subjectAttrs(rootSettings.subject));
-  const rootSki = subjectKeyIdFromSpki(rootSpki);
-  const rootTemplate = compileCertTemplate({
-    issuerNameDer: rootSubject,
-    authorityKeyId: rootSki,
-    signatureAlgorithm: rootSigner.algorithm,
-    basicConstraints: { ca: true },
-    keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
-  });
-  const rootNotAfter = new Date(now.getTime() + rootSettings.validity);
-  const rootTbs = buildTbsCertificate(rootTemplate, {
-    serial: generateSerial(random),
-    notBefore: now,
-    notAfter: rootNotAfter,
-    subjectDer: rootSubject,
-    spkiDer: rootSpki,
-    subjectKeyId: rootSki,
-  });
   await store.appendAudit([{ at: now, actor: ACTOR, action: 'ca.root.sign.begin', target: rootName, details: {} }]);
-  const rootDer = assembleCertificate(rootTbs, rootSigner.algorithm, await rootSigner.sign(rootTbs));
+  const self = await selfSignedRoot(rootSigner, spkiOf(rootKey.publicKey), subjectAttrs(rootSettings.subject), now, rootSettings.validity, random);
   deps.keys.save(rootName, rootKey.privateKey);
   const rootRecord = await store.upsertIssuer({
     name: rootName,
     role: 'root',
-    certDer: rootDer,
-    ski: rootSki,
+    certDer: self.der,
+    ski: self.ski,
     notBefore: now,
-    notAfter: rootNotAfter,
+    notAfter: self.notAfter,
     active: true,
   });
   await store.appendAudit([{ at: now, actor: ACTOR, action: 'ca.root.created', target: rootName, details: {} }]);

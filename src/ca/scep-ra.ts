@@ -44,6 +44,12 @@ export class ScepRa {
     /** The RA certificate (DER). */
     readonly certDer: Buffer,
     private readonly key: KeyObject,
+    /**
+     * The RA this one replaced at renewal, while its certificate is valid: a client that fetched
+     * GetCACert before the renewal still encrypts to it, and its envelopes are opened with its key.
+     * Replies are always signed by the current RA.
+     */
+    readonly previous: ScepRa | null = null,
   ) {
     this.decryptor = createKeyTransportDecryptor(key);
     const parts = certificateParts(certDer);
@@ -65,10 +71,25 @@ export class ScepRa {
     } catch {
       throw new EnvelopeError();
     }
-    const forUs =
-      parts.recipientIssuerDer !== undefined && parts.recipientSerial !== undefined
-        ? parts.recipientIssuerDer.equals(this.issuerDer) && parts.recipientSerial === this.serial.toString('hex')
-        : parts.recipientSki !== undefined && parts.recipientSki.equals(this.ski);
+    // which RA certificate the envelope names is public (RecipientInfo): choosing by it reveals nothing
+    if (!this.isRecipient(parts) && this.previous?.isRecipient(parts)) return this.previous.open(parts, allowed);
+    return this.open(parts, allowed);
+  }
+
+  /** This RA without the one it replaced (a renewal keeps one predecessor, never a chain of them). */
+  withoutPrevious(): ScepRa {
+    return this.previous ? new ScepRa(this.certDer, this.key) : this;
+  }
+
+  /** Whether the envelope's RecipientInfo names this RA certificate. */
+  private isRecipient(parts: ReturnType<typeof decodeEnvelopedData>): boolean {
+    return parts.recipientIssuerDer !== undefined && parts.recipientSerial !== undefined
+      ? parts.recipientIssuerDer.equals(this.issuerDer) && parts.recipientSerial === this.serial.toString('hex')
+      : parts.recipientSki !== undefined && parts.recipientSki.equals(this.ski);
+  }
+
+  private open(parts: ReturnType<typeof decodeEnvelopedData>, allowed: (c: ContentCipher) => boolean): OpenedEnvelope {
+    const forUs = this.isRecipient(parts);
     // the decryption runs whatever the checks said, so a wrong recipient costs the same time
     const key = this.decryptor.decrypt(parts.encryptedKey, parts.cipher.keyLength);
     let content: Buffer | null;

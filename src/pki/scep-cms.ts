@@ -754,6 +754,22 @@ const DIGEST_OIDS: Record<ScepDigest, { hash: string; ecdsa: string }> = {
   sha512: { hash: OID_HASH.sha512, ecdsa: OID_SIG.ecdsaWithSha512 },
 };
 
+/**
+ * The parts of a SignedData signer's certificate and its SignerInfo signatureAlgorithm.
+ * RSA: rsaEncryption with NULL parameters (RFC 3370 §3.2, RFC 5754 §3.2: the digest comes from
+ * digestAlgorithm), which every CMS implementation must accept. Not sha256WithRSAEncryption:
+ * strongSwan pki 5.9.8 refuses any other OID there ("only RSA digest encryption supported",
+ * proved in the tests), although it writes sha256WithRSAEncryption in its own requests.
+ * ECDSA: ecdsa-with-SHA* with absent parameters (RFC 5758 §3.2).
+ */
+function signerOf(certDer: Buffer, digest: ScepDigest, what: string): { parts: ReturnType<typeof certificateParts>; sigAlgDer: Buffer } {
+  const parts = certificateParts(certDer);
+  const keyOid = parseSpki(parts.spkiDer).algorithmOid;
+  if (keyOid === OID_KEY.rsaEncryption) return { parts, sigAlgDer: encodeSequence(encodeOid(OID_KEY.rsaEncryption), encodeNull()) };
+  if (keyOid === OID_KEY.ecPublicKey) return { parts, sigAlgDer: encodeSequence(encodeOid(DIGEST_OIDS[digest].ecdsa)) };
+  throw badRequest(`the ${what} signer key (${keyOid}) is neither RSA nor EC`);
+}
+
 /** One Attribute { attrType, attrValues SET { value } }. */
 function attribute(oid: string, value: Buffer): Buffer {
   return encodeSequence(encodeOid(oid), encodeSetOf([value]));
@@ -791,16 +807,7 @@ export function encodeCertRep(p: CertRepInput): CertRepToSign {
   let parts: ReturnType<typeof certificateParts>;
   let sigAlgDer: Buffer;
   try {
-    parts = certificateParts(p.signerCertDer);
-    const keyOid = parseSpki(parts.spkiDer).algorithmOid;
-    // RSA: rsaEncryption with NULL parameters (RFC 3370 §3.2, RFC 5754 §3.2: the digest comes from
-    // digestAlgorithm), which every CMS implementation must accept. Not sha256WithRSAEncryption:
-    // strongSwan pki 5.9.8 refuses any other OID there ("only RSA digest encryption supported",
-    // proved in the tests), although it writes sha256WithRSAEncryption in its own requests.
-    // ECDSA: ecdsa-with-SHA* with absent parameters (RFC 5758 §3.2).
-    if (keyOid === OID_KEY.rsaEncryption) sigAlgDer = encodeSequence(encodeOid(OID_KEY.rsaEncryption), encodeNull());
-    else if (keyOid === OID_KEY.ecPublicKey) sigAlgDer = encodeSequence(encodeOid(alg.ecdsa));
-    else throw badRequest(`the CertRep signer key (${keyOid}) is neither RSA nor EC`);
+    ({ parts, sigAlgDer } = signerOf(p.signerCertDer, p.digest, 'CertRep'));
     for (const c of p.extraCerts ?? []) expectTag(readWhole(c, 'certificate'), TAG.SEQUENCE, 'Certificate SEQUENCE');
   } catch (err) {
     throw asBadRequest(err, 'CertRep signer certificate');
@@ -854,6 +861,58 @@ export function encodeCertRep(p: CertRepInput): CertRepToSign {
         encap,
         // kept in the caller's order (signer first), like pkcs7.ts encodeCertsOnly
         encodeTlv(CTX0_C, ...certs),
+        encodeSetOf([signerInfo]),
+      );
+      return encodeSequence(encodeOid(OID_CMS.signedData), encodeExplicit(0, signedData));
+    },
+  };
+}
+
+/** A GetNextCACert response waiting for the current CA's signature. */
+export interface NextCaCertToSign {
+  /** DER SET OF the signed attributes: the CA signs exactly these bytes. */
+  signedAttrsDer: Buffer;
+  assemble(signature: Buffer): Buffer;
+}
+
+/**
+ * The GetNextCACert response (RFC 8894 §4.7.1, media type application/x-x509-next-ca-cert): a
+ * SignedData whose id-data eContent is a certs-only SignedData (`certsOnlyDer`) carrying the next
+ * CA certificate(s), signed by the current CA. One v1 SignerInfo (issuerAndSerialNumber of
+ * `signerCertDer`) with the signed attributes contentType, messageDigest and signingTime;
+ * `digest` must be the signer's own hash (ECDSA: ecdsa-with-SHA*; RSA: rsaEncryption, as in
+ * CertRep).
+ */
+export function encodeNextCaCert(p: { signerCertDer: Buffer; certsOnlyDer: Buffer; digest: Exclude<ScepDigest, 'sha1'>; signingTime: Date }): NextCaCertToSign {
+  const alg = DIGEST_OIDS[p.digest];
+  let parts: ReturnType<typeof certificateParts>;
+  let sigAlgDer: Buffer;
+  try {
+    ({ parts, sigAlgDer } = signerOf(p.signerCertDer, p.digest, 'GetNextCACert'));
+    expectTag(readWhole(p.certsOnlyDer, 'certs-only SignedData'), TAG.SEQUENCE, 'certs-only SignedData');
+  } catch (err) {
+    throw asBadRequest(err, 'GetNextCACert signer certificate');
+  }
+  const y = p.signingTime.getUTCFullYear();
+  const signedAttrsDer = encodeSetOf([
+    attribute(OID_CMS_ATTR.contentType, encodeOid(OID_CMS.data)),
+    attribute(OID_CMS_ATTR.messageDigest, encodeOctetString(createHash(p.digest).update(p.certsOnlyDer).digest())),
+    attribute(OID_CMS_ATTR.signingTime, y >= 1950 && y <= 2049 ? encodeUtcTime(p.signingTime) : encodeGeneralizedTime(p.signingTime)),
+  ]);
+  const digestAlgDer = encodeSequence(encodeOid(alg.hash));
+  const sid = encodeSequence(parts.issuerDer, encodeTlv(TAG.INTEGER, parts.serial));
+  return {
+    signedAttrsDer,
+    assemble(signature: Buffer): Buffer {
+      if (signature.length === 0) throw badRequest('GetNextCACert signature is empty');
+      const implicitAttrs = Buffer.from(signedAttrsDer);
+      implicitAttrs[0] = CTX0_C;
+      const signerInfo = encodeSequence(encodeInteger(1), sid, digestAlgDer, implicitAttrs, sigAlgDer, encodeOctetString(signature));
+      const signedData = encodeSequence(
+        encodeInteger(1),
+        encodeSetOf([digestAlgDer]),
+        encodeSequence(encodeOid(OID_CMS.data), encodeExplicit(0, encodeOctetString(p.certsOnlyDer))),
+        encodeTlv(CTX0_C, p.signerCertDer),
         encodeSetOf([signerInfo]),
       );
       return encodeSequence(encodeOid(OID_CMS.signedData), encodeExplicit(0, signedData));

@@ -17,6 +17,8 @@ export interface ChangeHandlers {
   crl(issuerId: number, kind: 'full' | 'delta', shard: number, number: bigint): void;
   /** New webhook deliveries were queued (`fleetca_events`). */
   events(): void;
+  /** A CA was added (a rollover, `fleetca_issuers`). */
+  issuers?(): void;
   /** The connection was lost and re-established: state derived from notifications is stale. */
   resync(): void;
   log(msg: string): void;
@@ -36,6 +38,7 @@ export function listenForChanges(config: pg.ClientConfig, h: ChangeHandlers): Ch
     if (m.channel === 'fleetca_status' && p.length === 2) h.status(Number(p[0]), p[1]!);
     else if (m.channel === 'fleetca_crl' && p.length === 4) h.crl(Number(p[0]), p[1] as 'full' | 'delta', Number(p[2]), BigInt(p[3]!));
     else if (m.channel === 'fleetca_events') h.events();
+    else if (m.channel === 'fleetca_issuers') h.issuers?.();
   };
 
   const connect = async () => {
@@ -52,6 +55,7 @@ export function listenForChanges(config: pg.ClientConfig, h: ChangeHandlers): Ch
       await c.query('LISTEN fleetca_status');
       await c.query('LISTEN fleetca_crl');
       await c.query('LISTEN fleetca_events');
+      await c.query('LISTEN fleetca_issuers');
     } catch (e) {
       h.log(`change listener cannot connect: ${(e as Error).message}`);
       retry(c);

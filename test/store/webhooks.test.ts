@@ -142,3 +142,59 @@ describe('delivery', () => {
     }
   });
 });
+
+describe('an endpoint down for an hour (shipped retry settings)', () => {
+  it('every attempt while it is down fails and is rescheduled; the first one after it is back delivers', async () => {
+    const { loadConfig } = await import('../../src/config/load.js');
+    const wh = loadConfig('ca-config').settings.webhooks;
+    await store.pool.query('DELETE FROM webhook_deliveries');
+    await store.syncWebhookEndpoints([{ name: 'noc', events: ['certificate.held'] }]);
+    // a port nothing listens on: connection refused while "down"
+    const down = receiver([]);
+    const url = await down.listen();
+    await down.close();
+    const clock = new FakeClock(at(20_000));
+    const secret = crypto.randomBytes(32);
+    const deps: WebhookDispatcherDeps = {
+      store,
+      endpoints: new Map([['noc', { name: 'noc', url, secret }]]),
+      clock,
+      maxAttempts: wh.maxAttempts,
+      retryBaseMs: wh.retryBase,
+      retryMaxMs: wh.retryMax,
+      timeoutMs: 2000,
+      log: () => undefined,
+    };
+    const serial = await issue(null);
+    await store.revoke({ serial, reason: 'certificateHold', at: clock.now(), actor: 'soc', crlEntry: crlEntryOf });
+    const start = clock.now().getTime();
+    // one hour of outage, the dispatcher waking every minute
+    while (clock.now().getTime() - start < 3600_000) {
+      expect(await deliverDue(deps)).toBe(0);
+      clock.advance(60_000);
+    }
+    const during = (await deliveries())[0]!;
+    expect(during.state).toBe('pending');
+    expect(during.attempts).toBeGreaterThan(3);
+    expect(during.attempts).toBeLessThan(wh.maxAttempts);
+
+    // back up on the same port: delivered at its next due attempt, within the retry cap
+    const port = Number(new URL(url).port);
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(204).end());
+    });
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+    try {
+      let delivered = 0;
+      for (let waited = 0; waited <= wh.retryMax && delivered === 0; waited += 60_000) {
+        delivered = await deliverDue(deps);
+        if (delivered === 0) clock.advance(60_000);
+      }
+      expect(delivered).toBe(1);
+      expect((await deliveries())[0]).toMatchObject({ state: 'delivered' });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+});

@@ -31,6 +31,8 @@ export interface ScepDeps {
   caChain: (label: string | undefined) => Buffer[];
   /** Whether a profile label enables DES3 and SHA-1 (enrollment.legacyAlgorithms). */
   legacyAlgorithms: (label: string | undefined) => boolean;
+  /** GetNextCACert: the scheduled next CA of the label's lineage, signed by the current CA (null: none scheduled). */
+  nextCaCert?: (label: string | undefined) => Promise<Buffer | null>;
   /** The newest full CRL (DER) of an issuer, for GetCRL. */
   latestCrl: (issuerName: string) => Promise<Buffer | null>;
   now: () => Date;
@@ -294,11 +296,17 @@ export function createScepRouter(deps: ScepDeps): Router {
           // RFC 8894 §4.2.1.2: the RA certificate, then the issuing CA and the root, as certs-only
           res.status(200).type('application/x-x509-ca-ra-cert').send(encodeCertsOnly([deps.ra().certDer, ...deps.caChain(label)]));
           return;
-        case 'GetNextCACert':
-          // no CA rollover is pending: say so plainly (the rollover issue answers with the next CA)
-          req.log.info({ scep: op, status: 404 }, 'scep GetNextCACert: no CA rollover pending');
-          res.status(404).type('text/plain').send('no CA rollover pending\n');
+        case 'GetNextCACert': {
+          // RFC 8894 §4.7: a scheduled rollover's new CA, signed by the current CA; else 404
+          const next = deps.nextCaCert ? await deps.nextCaCert(label) : null;
+          if (!next) {
+            req.log.info({ scep: op, status: 404 }, 'scep GetNextCACert: no CA rollover pending');
+            res.status(404).type('text/plain').send('no CA rollover pending\n');
+            return;
+          }
+          res.status(200).type('application/x-x509-next-ca-cert').send(next);
           return;
+        }
         case 'PKIOperation': {
           let der: Buffer;
           if (req.method === 'POST') {
