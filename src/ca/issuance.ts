@@ -38,9 +38,9 @@ import {
 import { spkiSha256, type DecodedCsr, type KeyInfo } from '../pki/csr.js';
 import { encodeName, type RdnAttribute, type SanEntry, formatName } from '../pki/names.js';
 import { generateSerial, serialToHex } from '../pki/serial.js';
-import { extractTbs } from '../pki/cert-parts.js';
+import { certificateParts, extractTbs } from '../pki/cert-parts.js';
 import type { CryptoEngine } from '../signing/crypto-pool.js';
-import type { IssuerRuntime } from './issuers.js';
+import { currentIssuer, type IssuerRuntime } from './issuers.js';
 import { runLints, type CertificateDraft } from './lints.js';
 import { shardCrlUrl } from './urls.js';
 import { assertRevocationInput, crlEntryOf } from './revocation.js';
@@ -51,11 +51,12 @@ import type {
   CertificateRecord,
   DeviceRecord,
   IssuanceContext,
+  LinkCertificate,
   RevocationReason,
 } from './ports.js';
 
 /** How a caller proves possession of the key being certified. */
-export type PopMethod = 'csr' | 'factory' | 'server' | 'ca';
+export type PopMethod = 'csr' | 'factory' | 'server' | 'ca' | 'renewal';
 
 export interface IssueFromCsrRequest {
   profile: string;
@@ -71,6 +72,8 @@ export interface IssueFromCsrRequest {
   approved?: boolean;
   /** A pre-decoded and verified CSR (the protocol adapter may already have done it). */
   verified?: { csr: DecodedCsr; signatureValid: boolean };
+  /** The factory batch asking (kept with the intent, so a resumed batch finds what it issued). */
+  batch?: string;
 }
 
 export interface IssueForKeyRequest {
@@ -85,6 +88,8 @@ export interface IssueForKeyRequest {
   popMethod: Exclude<PopMethod, 'csr'>;
   actor: string;
   via: string;
+  /** The factory batch asking (kept with the intent, so a resumed batch finds what it issued). */
+  batch?: string;
 }
 
 export interface IssuedCertificate {
@@ -108,7 +113,8 @@ export interface CaDeps {
   config: FleetcaConfig;
   store: CaStore;
   crypto: CryptoEngine;
-  issuers: ReadonlyMap<string, IssuerRuntime>;
+  /** Grows when a rollover adds a CA (addIssuer); never shrinks. */
+  issuers: Map<string, IssuerRuntime>;
   clock: Clock;
   random?: RandomBytes;
   faults?: PipelineFaults;
@@ -166,13 +172,33 @@ export class CertificateAuthority {
     return this.deps.issuers;
   }
 
+  /** Root rollover link certificates (RFC 4210 §4.4) still valid, for EST cacerts. */
+  private linkCerts: LinkCertificate[] = [];
+
+  get links(): readonly LinkCertificate[] {
+    return this.linkCerts;
+  }
+
+  setLinks(links: LinkCertificate[]): void {
+    this.linkCerts = [...links];
+  }
+
+  /** Adds a CA made by a rollover (this process's or another's, announced by the store). */
+  addIssuer(issuer: IssuerRuntime): void {
+    if (this.deps.issuers.has(issuer.record.name)) return;
+    this.deps.issuers.set(issuer.record.name, issuer);
+  }
+
   /** The chain of an issuer: itself first, then up to the root. */
   chainOf(issuerName: string): Buffer[] {
     const issuer = this.deps.issuers.get(issuerName);
     if (!issuer) throw notFound(`no issuer ${issuerName}`);
     const chain = [issuer.record.certDer];
     if (issuer.record.role !== 'root') {
-      for (const i of this.deps.issuers.values()) if (i.record.role === 'root') chain.push(i.record.certDer);
+      // the root that signed it (after a root rollover there are two)
+      const issuerDer = certificateParts(issuer.record.certDer).issuerDer;
+      const root = [...this.deps.issuers.values()].find((i) => i.record.role === 'root' && i.subjectDer.equals(issuerDer));
+      if (root) chain.push(root.record.certDer);
     }
     return chain;
   }
@@ -183,10 +209,14 @@ export class CertificateAuthority {
     return p;
   }
 
+  /**
+   * The CA a profile issues from: `per-issuer` system profiles name the exact CA; device profiles
+   * name a lineage (a ca.yaml issuer), served by its current CA — after a rollover the new one.
+   */
   private issuerFor(profile: Profile, issuerName?: string): IssuerRuntime {
     const name = profile.issuer === 'per-issuer' ? issuerName : profile.issuer;
     if (!name) throw internal(`profile ${profile.name} needs an explicit issuer`);
-    const issuer = this.deps.issuers.get(name);
+    const issuer = profile.issuer === 'per-issuer' ? this.deps.issuers.get(name) : (currentIssuer(this.deps.issuers.values(), name, this.deps.clock.now()) ?? this.deps.issuers.get(name));
     if (!issuer) throw unavailable(`issuer ${name} is not loaded`);
     if (!issuer.signer) throw unavailable(`the key of issuer ${name} is offline`);
     return issuer;
@@ -242,6 +272,7 @@ export class CertificateAuthority {
       profile,
       deviceId: req.deviceId,
       deviceMacs: device.macs,
+      deviceSerialNumber: device.serialNumber,
       key: csr.key,
       subject: csr.subject,
       extensions: csr.extensions,
@@ -255,7 +286,7 @@ export class CertificateAuthority {
       popMethod: 'csr',
       actor: req.actor,
       via: req.via,
-      request: { via: req.via, csrSha256: crypto.createHash('sha256').update(csr.der).digest('hex') },
+      request: { via: req.via, csrSha256: crypto.createHash('sha256').update(csr.der).digest('hex'), ...(req.batch !== undefined ? { batch: req.batch } : {}) },
     });
   }
 
@@ -286,11 +317,13 @@ export class CertificateAuthority {
     const profile = this.profile(req.profile);
     const issuer = this.issuerFor(profile, req.issuerName);
     let deviceMacs: readonly string[] = [];
+    let deviceSerialNumber: string | null = null;
     let maxValidityMs: number | null = null;
     if (req.deviceId !== null) {
       const context = await this.deps.store.issuanceContext(req.deviceId, spkiSha256(req.spkiDer), this.deps.clock.now());
       const device = await this.deviceFor(req.deviceId, profile.name, true, context.device);
       deviceMacs = device.macs;
+      deviceSerialNumber = device.serialNumber;
       maxValidityMs = device.maxValidityMs ?? null;
       this.assertKeyNotElsewhere(context.keyHolders, req.deviceId);
     }
@@ -298,6 +331,7 @@ export class CertificateAuthority {
       profile,
       deviceId: req.deviceId ?? '',
       deviceMacs,
+      deviceSerialNumber,
       key: req.key,
       subject: req.subject,
       extensions: { san: req.sans, other: [] },
@@ -310,7 +344,7 @@ export class CertificateAuthority {
       popMethod: req.popMethod,
       actor: req.actor,
       via: req.via,
-      request: { via: req.via, popMethod: req.popMethod },
+      request: { via: req.via, popMethod: req.popMethod, ...(req.batch !== undefined ? { batch: req.batch } : {}) },
     });
   }
 
@@ -450,7 +484,7 @@ export class CertificateAuthority {
           request: { ...p.request, actor: p.actor },
           createdAt: now,
         },
-        this.audit('certificate.sign.begin', serialHex, p.actor, { issuer: issuer.record.name, profile: profile.name, device: p.deviceId }),
+        this.audit('certificate.sign.begin', serialHex, p.actor, { issuer: issuer.record.name, profile: profile.name, device: p.deviceId, ...batchOf(p.request) }),
       );
       if (recorded === 'recorded') break;
       if (attempt >= 1) throw internal('serial collided twice in a row; the random source is broken');
@@ -487,7 +521,7 @@ export class CertificateAuthority {
         popMethod: p.popMethod,
         crlShard,
       },
-      this.audit('certificate.issued', serialHex, p.actor, { issuer: issuer.record.name, profile: profile.name, device: p.deviceId, via: p.via }),
+      this.audit('certificate.issued', serialHex, p.actor, { issuer: issuer.record.name, profile: profile.name, device: p.deviceId, via: p.via, ...batchOf(p.request) }),
     );
     return {
       serial: serialHex,
@@ -519,6 +553,25 @@ export class CertificateAuthority {
     return pending.length;
   }
 
+  /**
+   * Marks these pending intents failed now, whatever their age: the caller knows their process is
+   * gone (a factory batch resuming under its run lock; the batch's intents are only ever written by
+   * the process holding it). An intent that got issued meanwhile is reported, never failed.
+   */
+  async abandonIntents(serials: readonly string[], actor: string, why: string): Promise<{ abandoned: string[]; issued: string[] }> {
+    const out = { abandoned: [] as string[], issued: [] as string[] };
+    for (const serial of serials) {
+      try {
+        await this.deps.store.failIntent(serial, `abandoned: ${why}`, this.audit('certificate.intent.abandoned', serial, actor, { why }));
+        out.abandoned.push(serial);
+      } catch (e) {
+        if (!(e instanceof CaError && e.kind === 'conflict')) throw e;
+        out.issued.push(serial);
+      }
+    }
+    return out;
+  }
+
   /** Revokes (or, with certificateHold, quarantines) one certificate. Rules: ca/revocation.ts. */
   async revoke(serial: string, reason: RevocationReason, actor: string, invalidityDate?: Date): Promise<CertificateRecord> {
     const at = this.deps.clock.now();
@@ -542,6 +595,11 @@ export class CertificateAuthority {
   async releaseDevice(deviceId: string, actor: string): Promise<CertificateRecord[]> {
     return this.deps.store.releaseDevice({ deviceId, at: this.deps.clock.now(), actor });
   }
+}
+
+/** The batch id of an intent's request, for the audit details. */
+function batchOf(request: Record<string, unknown>): { batch?: unknown } {
+  return request.batch !== undefined ? { batch: request.batch } : {};
 }
 
 /** Error kinds the core raises, for the adapters' exhaustive maps. */

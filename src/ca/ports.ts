@@ -26,6 +26,13 @@ export interface IssuerRecord {
   notBefore: Date;
   notAfter: Date;
   active: boolean;
+  /**
+   * The ca.yaml issuer this CA serves (profiles name it): after rollovers, device-ca, device-ca-2
+   * … all have lineage device-ca. Absent = its own name.
+   */
+  lineage?: string;
+  /** From when it issues for its lineage (the latest that has come wins). Absent = notBefore. */
+  activatesAt?: Date;
 }
 
 export interface DeviceRecord {
@@ -43,6 +50,35 @@ export interface DeviceRecord {
   restrictedProfile?: string | null;
   /** Set by an advisory (action shorten): the longest validity of the device's next certificate, ms. */
   maxValidityMs?: number | null;
+  /** Where the device sits on the network (site, building, VLAN): free text set by admins. */
+  segment?: string | null;
+  /** The NAC role / identity group of this device when it differs from its profile's nacRole. */
+  nacRole?: string | null;
+  /** When the device first received a certificate. */
+  firstSeenAt?: Date | null;
+  /** With DeviceFilter.withCurrent: the last certificate issued to it that is not revoked (null: none). */
+  current?: CurrentCertificate | null;
+}
+
+/** The last certificate issued to a device that is not revoked: what its renewal and staleness are judged by. */
+export interface CurrentCertificate {
+  serial: string;
+  profile: string;
+  notBefore: Date;
+  notAfter: Date;
+  status: CertificateStatus;
+  fingerprintSha256: Buffer;
+}
+
+/** A position in the NAC change feed: the transaction id (xid8, decimal) and device id of the last change read. */
+export interface NacCursor {
+  xid: string;
+  id: string;
+}
+
+/** The change feed behind GET /api/v1/nac/identities (migration 0014). */
+export interface NacStore {
+  nacChanges(after: NacCursor, limit: number): Promise<{ devices: Array<{ device: DeviceRecord; xid: string }>; horizon: string }>;
 }
 
 export interface NewDevice {
@@ -52,6 +88,8 @@ export interface NewDevice {
   model?: string | null;
   firmware?: string | null;
   profile?: string | null;
+  segment?: string | null;
+  nacRole?: string | null;
 }
 
 export interface DevicePatch {
@@ -61,12 +99,21 @@ export interface DevicePatch {
   firmware?: string | null;
   profile?: string | null;
   state?: DeviceState;
+  segment?: string | null;
+  nacRole?: string | null;
 }
 
 export interface DeviceFilter {
   profile?: string;
+  /** Only these device ids. */
+  ids?: readonly string[];
+  /** Any of these profiles (criticality filters select profiles). */
+  profiles?: readonly string[];
   model?: string;
   state?: DeviceState;
+  segment?: string;
+  /** Also read each device's current certificate (DeviceRecord.current). */
+  withCurrent?: boolean;
   /** Keyset pagination: only devices whose id sorts after this one. */
   after?: string;
   limit?: number;
@@ -107,8 +154,8 @@ export interface NewCertificate {
   notBefore: Date;
   notAfter: Date;
   der: Buffer;
-  /** How the key's possession was established: 'csr' (signature checked), 'factory', 'server'. */
-  popMethod: 'csr' | 'factory' | 'server' | 'ca';
+  /** How the key's possession was established: 'csr' (signature checked), 'factory', 'server', 'ca', 'renewal' (the key of the certificate it replaces). */
+  popMethod: 'csr' | 'factory' | 'server' | 'ca' | 'renewal';
   /** The CRL shard (1..N) its CDP names when CRLs are partitioned; absent/null: the full CRL. */
   crlShard?: number | null;
 }
@@ -272,6 +319,25 @@ export interface IssuerStore {
   listIssuers(): Promise<IssuerRecord[]>;
 }
 
+/** What a CA rollover needs besides IssuerStore: one rollover per lineage at a time, and telling running servers. */
+export interface RolloverStore {
+  /** Takes the lineage's rollover lock if free (null: another rollover holds it); call the result to let go. */
+  tryRolloverLock(lineage: string): Promise<(() => Promise<void>) | null>;
+  /** NOTIFY fleetca_issuers: every listening server reloads its issuers. */
+  announceIssuers(): Promise<void>;
+  addLinkCertificates(links: LinkCertificate[]): Promise<void>;
+  listLinkCertificates(): Promise<LinkCertificate[]>;
+}
+
+/** A root rollover's link certificate (RFC 4210 §4.4). */
+export interface LinkCertificate {
+  oldRoot: string;
+  newRoot: string;
+  kind: 'old-with-new' | 'new-with-old';
+  certDer: Buffer;
+  notAfter: Date;
+}
+
 export interface AuditStore {
   appendAudit(entries: AuditEntry[]): Promise<void>;
   listAudit(filter: { target?: string; action?: string; limit?: number }): Promise<Array<AuditEntry & { id: number }>>;
@@ -343,6 +409,11 @@ export interface CrlStore {
   latestCrl(issuerName: string, kind: 'full' | 'delta', shard?: number): Promise<CrlRecord | null>;
   /** Revoked or held certificates of an issuer that have not expired before `at`. */
   listRevoked(issuerId: number, at: Date): Promise<RevokedEntry[]>;
+  /**
+   * When the newest status change (revoke, hold or release) of one of the issuer's certificates
+   * took effect; null when there was none. A CRL with an earlier thisUpdate may miss it.
+   */
+  lastStatusChange(issuerId: number): Promise<Date | null>;
   /** Revoked or held rows that have no stored CRL entry yet (revoked before migration 0005). */
   missingCrlEntries(limit: number): Promise<Array<RevokedEntry & { issuerId: number }>>;
   setCrlEntries(entries: Array<{ serial: string; der: Buffer }>): Promise<void>;
@@ -556,4 +627,50 @@ export interface AdvisoryStore {
   /** Withdraws it and clears what it set on devices (not what a newer advisory set). Unknown → notFound; withdrawn → conflict. */
   withdrawAdvisory(id: number, at: Date, actor: string): Promise<Advisory>;
   listAdvisories(): Promise<Advisory[]>;
+}
+
+// ---------------------------------------------------------------- admin client certificates
+
+/** The admin CA (migration 0012): a self-signed root apart from the device hierarchy, not an issuer. */
+export interface AdminCaRecord {
+  certDer: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  createdAt: Date;
+  createdBy: string;
+}
+
+/** A client certificate of the admin API; `certDer` and `fingerprint` are null until it is signed. */
+export interface AdminCertificate {
+  /** Lower-case hex, like certificates.serial. */
+  serial: string;
+  /** SHA-256 of the certificate DER: what a TLS client presents is looked up by it. */
+  fingerprint: Buffer | null;
+  certDer: Buffer | null;
+  name: string;
+  role: ApiRole;
+  notBefore: Date;
+  notAfter: Date;
+  createdAt: Date;
+  createdBy: string;
+  revokedAt: Date | null;
+  revokedBy: string | null;
+}
+
+export type NewAdminCertificate = Pick<AdminCertificate, 'serial' | 'name' | 'role' | 'notBefore' | 'notAfter' | 'createdAt' | 'createdBy'>;
+
+export interface AdminCertStore {
+  getAdminCa(): Promise<AdminCaRecord | null>;
+  /** Stores the admin CA unless one is stored already (with `audit`); returns the stored one. */
+  saveAdminCa(ca: AdminCaRecord, audit: AuditEntry): Promise<AdminCaRecord>;
+  /** Reserves the serial before anything is signed (with `audit`); a serial in use → conflict. */
+  reserveAdminCertificate(c: NewAdminCertificate, audit: AuditEntry): Promise<void>;
+  /** Stores the signed certificate of a reserved serial (with `audit`). */
+  completeAdminCertificate(serial: string, certDer: Buffer, fingerprint: Buffer, audit: AuditEntry): Promise<AdminCertificate>;
+  /** The signed certificate with this SHA-256 fingerprint, revoked or not. */
+  findAdminCertificate(fingerprint: Buffer): Promise<AdminCertificate | null>;
+  /** By name, then creation time. */
+  listAdminCertificates(filter?: { name?: string }): Promise<AdminCertificate[]>;
+  /** Revokes every unrevoked certificate with this name or serial, an audit row for each; returns them. */
+  revokeAdminCertificates(by: { name: string } | { serial: string }, at: Date, actor: string): Promise<AdminCertificate[]>;
 }

@@ -19,24 +19,33 @@ import type { CryptoEngine } from '../signing/crypto-pool.js';
 import type { KeyStore } from '../signing/key-store.js';
 import { initHierarchy } from '../ca/bootstrap.js';
 import { crlSettingsOf, publishCrls } from '../ca/crl.js';
+import { rolloverIntermediate, rolloverRoot } from '../ca/rollover.js';
+import { certificateParts } from '../pki/cert-parts.js';
+import { currentIssuer, lineageOf } from '../ca/issuers.js';
+import { createHash } from 'node:crypto';
 import { liftQuarantine, quarantineDevice, retireDevice } from '../ca/containment.js';
 import { applyAdvisory, withdrawAdvisory } from '../ca/advisories.js';
-import { ROLES, createApiToken, type Role } from '../enrollment/api-tokens.js';
-import { certificateView, deviceView, requestView } from '../enrollment/views.js';
+import { DEFAULT_TOKEN_TTL, ROLES, createApiToken, type Role } from '../enrollment/api-tokens.js';
+import { apiTokenView, certificateView, deviceView, INVENTORY_CSV_COLUMNS, inventoryCsvRow, inventoryView, requestView } from '../enrollment/views.js';
 import { normalizeBaseUrl } from '../ca/urls.js';
 import { normalizeMac } from '../ca/policy.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
-import type { AdvisoryAction, AdvisoryStore, ApiTokenStore, CaStore, CertificateRecord, ContainmentStore, CrlStore, DeviceRecord, DeviceState, RevocationReason } from '../ca/ports.js';
+import type { AdvisoryAction, AdvisoryStore, ApiTokenStore, CaStore, CertificateRecord, ContainmentStore, CrlStore, DeviceRecord, RolloverStore, DeviceState, RevocationReason } from '../ca/ports.js';
 import type { EnrollmentStore, RequestState } from '../enrollment/ports.js';
 import { createEnrollmentSecrets } from '../enrollment/secret-issuer.js';
 import { registerAuditCommands } from './audit-commands.js';
+import { registerBatchCommands } from './batch-commands.js';
+import { registerAdminCertCommands } from './admin-cert-commands.js';
+import { registerExpiryCommands } from './expiry-commands.js';
+import { stringify as stringifyCsv } from 'csv-stringify/sync';
+import { CRITICALITIES, listInventory, type Criticality } from '../enrollment/inventory.js';
 
 /** What a command needs at run time; built by the composition root (main/). */
 export interface CliRuntime {
   env: Env;
   config: FleetcaConfig;
   dataDir: DataDir;
-  store: CaStore & CrlStore & ContainmentStore & ApiTokenStore & AdvisoryStore & EnrollmentStore;
+  store: CaStore & CrlStore & ContainmentStore & ApiTokenStore & AdvisoryStore & EnrollmentStore & RolloverStore;
   crypto: CryptoEngine;
   /** HMAC key of one-time enrollment secrets. */
   secretKey(): Buffer;
@@ -54,6 +63,8 @@ export interface OpenOptions {
   dataDir: string;
   rootKeyFile?: string;
   loadIssuers?: boolean;
+  /** Crypto on worker threads, one per core (long-running bulk commands). */
+  workers?: boolean;
 }
 
 export interface ServeOptions {
@@ -70,6 +81,18 @@ export interface CliHost {
   out: (s: string) => void;
   err: (s: string) => void;
   env: Env;
+  /**
+   * Commands other adapters contribute (the NAC exports): the composition root registers them,
+   * since the CLI does not import other adapters. Receives the `export` group and what commands use.
+   */
+  registerExports?(exportGroup: Command, ctx: CommandContext): void;
+}
+
+/** What a command registered outside this file uses: the runtime wrapper, --data-dir and the output. */
+export interface CommandContext {
+  withRuntime: <T>(opts: { dataDir: string; loadIssuers?: boolean }, fn: (rt: CliRuntime) => Promise<T>) => () => Promise<T>;
+  dataDirOpt: () => Option;
+  host: CliHost;
 }
 
 /** Exit code per error kind; documented in the README. */
@@ -260,13 +283,18 @@ export function buildProgram(host: CliHost): Command {
     .option('--model <model>', 'device model')
     .option('--firmware <version>', 'firmware version')
     .option('--profile <profile>', 'default certificate profile')
+    .option('--segment <segment>', 'network segment (site, building, VLAN)')
+    .option('--nac-role <role>', "NAC role / identity group, when it differs from the profile's nacRole")
     .option('--json', 'print the record as JSON')
-    .action(async (id: string, o: { dataDir: string; mac?: string[]; serialNumber?: string; model?: string; firmware?: string; profile?: string; json?: boolean }) => {
+    .action(async (id: string, o: { dataDir: string; mac?: string[]; serialNumber?: string; model?: string; firmware?: string; profile?: string; segment?: string; nacRole?: string; json?: boolean }) => {
       if (!DEVICE_ID_RE.test(id)) throw badRequest(`"${id}" is not a valid device id (letters, digits, . _ : -; at most 128)`);
       const macs = parseMacs(o.mac) ?? [];
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         assertProfile(rt, o.profile);
-        const d = await rt.store.addDevice({ id, macs, serialNumber: o.serialNumber ?? null, model: o.model ?? null, firmware: o.firmware ?? null, profile: o.profile ?? null }, rt.clock.now());
+        const d = await rt.store.addDevice(
+          { id, macs, serialNumber: o.serialNumber ?? null, model: o.model ?? null, firmware: o.firmware ?? null, profile: o.profile ?? null, segment: o.segment ?? null, nacRole: o.nacRole ?? null },
+          rt.clock.now(),
+        );
         printDevice(d, o.json, 'added');
       })();
     });
@@ -277,35 +305,82 @@ export function buildProgram(host: CliHost): Command {
     .option('--json', 'JSON output')
     .action(async (id: string, o: { dataDir: string; json?: boolean }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
-        const d = await rt.store.getDevice(id);
-        if (!d) throw notFound(`unknown device "${id}"`);
+        const [e] = (await listInventory({ store: rt.store, config: rt.config }, { ids: [id] }, rt.clock.now())).entries;
+        if (!e) throw notFound(`unknown device "${id}"`);
         const certs = await rt.store.listCertificates({ deviceId: id });
         if (o.json) {
-          host.out(JSON.stringify({ ...deviceView(d), certificates: certs.map(certificateView) }) + '\n');
+          host.out(JSON.stringify({ ...inventoryView(e), certificates: certs.map(certificateView) }) + '\n');
           return;
         }
-        const j = deviceView(d);
+        const v = inventoryView(e);
+        const j = { ...v, current_certificate: v.current_certificate?.serial ?? null };
+        // the certificate history, oldest first
         host.out(
-          table(Object.entries(j).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v ?? '-')])) +
-            (certs.length ? '\n' + table([['SERIAL', 'PROFILE', 'NOT_AFTER', 'STATUS'], ...certs.map((c) => [formatSerial(c.serial), c.profile, c.notAfter.toISOString(), c.status])]) : ''),
+          table(Object.entries(j).map(([k, x]) => [k, Array.isArray(x) ? x.join(', ') : String(x ?? '-')])) +
+            (certs.length
+              ? '\n' +
+                table([
+                  ['SERIAL', 'PROFILE', 'ISSUED', 'NOT_AFTER', 'STATUS', 'REASON', 'SUPERSEDED_BY'],
+                  ...certs.map((c) => [formatSerial(c.serial), c.profile, c.createdAt.toISOString(), c.notAfter.toISOString(), c.status, c.revocationReason ?? '-', c.supersededBy ? formatSerial(c.supersededBy) : '-']),
+                ])
+              : ''),
         );
       })();
     });
   device
     .command('list')
-    .description('list devices')
+    .description('the device inventory: criticality, NAC role, current certificate, staleness (high criticality first)')
     .addOption(dataDirOpt())
     .option('--profile <profile>', 'only this profile')
     .option('--model <model>', 'only this model')
+    .option('--firmware <range>', "only firmware in this version range, e.g. '<2.4.1' or '>=2.0 <2.4.1'")
     .addOption(new Option('--state <state>', 'only this state').choices(['active', 'quarantined', 'retired']))
-    .option('--json', 'JSON array')
-    .action(async (o: { dataDir: string; profile?: string; model?: string; state?: DeviceState; json?: boolean }) => {
-      await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
-        const list = await rt.store.listDevices({ ...(o.profile ? { profile: o.profile } : {}), ...(o.model ? { model: o.model } : {}), ...(o.state ? { state: o.state } : {}) });
-        if (o.json) host.out(JSON.stringify(list.map(deviceView)) + '\n');
-        else host.out(table([['ID', 'STATE', 'PROFILE', 'MODEL', 'FIRMWARE', 'MACS'], ...list.map((d) => [d.id, d.state, d.profile ?? '-', d.model ?? '-', d.firmware ?? '-', d.macs.join(',') || '-'])]));
-      })();
-    });
+    .option('--segment <segment>', 'only this network segment')
+    .addOption(new Option('--criticality <level>', "only devices whose profile has this criticality").choices([...CRITICALITIES]))
+    .option('--stale', 'only devices whose certificate is in its renewal window or expired and not yet replaced')
+    .addOption(new Option('--json', 'JSON array').conflicts('csv'))
+    .option('--csv', 'CSV with a header row')
+    .action(
+      async (o: { dataDir: string; profile?: string; model?: string; firmware?: string; state?: DeviceState; segment?: string; criticality?: Criticality; stale?: boolean; json?: boolean; csv?: boolean }) => {
+        await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
+          const { entries } = await listInventory(
+            { store: rt.store, config: rt.config },
+            {
+              ...(o.profile ? { profile: o.profile } : {}),
+              ...(o.model ? { model: o.model } : {}),
+              ...(o.firmware ? { firmware: o.firmware } : {}),
+              ...(o.state ? { state: o.state } : {}),
+              ...(o.segment ? { segment: o.segment } : {}),
+              ...(o.criticality ? { criticality: o.criticality } : {}),
+              ...(o.stale ? { stale: true } : {}),
+            },
+            rt.clock.now(),
+          );
+          // the most critical devices first, then by id
+          entries.sort((a, b) => CRITICALITIES.indexOf(a.criticality) - CRITICALITIES.indexOf(b.criticality) || (a.device.id < b.device.id ? -1 : 1));
+          if (o.json) host.out(JSON.stringify(entries.map(inventoryView)) + '\n');
+          else if (o.csv) host.out(stringifyCsv(entries.map(inventoryCsvRow), { header: true, columns: [...INVENTORY_CSV_COLUMNS] }));
+          else
+            host.out(
+              table([
+                ['ID', 'STATE', 'CRITICALITY', 'PROFILE', 'MODEL', 'FIRMWARE', 'SEGMENT', 'NAC_ROLE', 'CERT_NOT_AFTER', 'HEALTH'],
+                ...entries.map((e) => [
+                  e.device.id,
+                  e.device.state,
+                  e.criticality,
+                  e.device.profile ?? '-',
+                  e.device.model ?? '-',
+                  e.device.firmware ?? '-',
+                  e.device.segment ?? '-',
+                  e.nacRole ?? '-',
+                  e.current?.notAfter.toISOString() ?? '-',
+                  e.stale ? `${e.health} (stale)` : e.health,
+                ]),
+              ]),
+            );
+        })();
+      },
+    );
   device
     .command('update <id>')
     .description('update a device record (--mac replaces the MAC list)')
@@ -315,8 +390,10 @@ export function buildProgram(host: CliHost): Command {
     .option('--model <model>', 'device model')
     .option('--firmware <version>', 'firmware version')
     .option('--profile <profile>', 'default certificate profile')
+    .option('--segment <segment>', "network segment (site, building, VLAN); '' clears")
+    .option('--nac-role <role>', "NAC role / identity group overriding the profile's nacRole; '' clears")
     .option('--json', 'print the record as JSON')
-    .action(async (id: string, o: { dataDir: string; mac?: string[]; serialNumber?: string; model?: string; firmware?: string; profile?: string; json?: boolean }) => {
+    .action(async (id: string, o: { dataDir: string; mac?: string[]; serialNumber?: string; model?: string; firmware?: string; profile?: string; segment?: string; nacRole?: string; json?: boolean }) => {
       const macs = parseMacs(o.mac);
       const patch = {
         ...(macs ? { macs } : {}),
@@ -324,8 +401,10 @@ export function buildProgram(host: CliHost): Command {
         ...(o.model !== undefined ? { model: o.model } : {}),
         ...(o.firmware !== undefined ? { firmware: o.firmware } : {}),
         ...(o.profile !== undefined ? { profile: o.profile } : {}),
+        ...(o.segment !== undefined ? { segment: o.segment === '' ? null : o.segment } : {}),
+        ...(o.nacRole !== undefined ? { nacRole: o.nacRole === '' ? null : o.nacRole } : {}),
       };
-      if (Object.keys(patch).length === 0) throw badRequest('nothing to update: give --mac, --serial-number, --model, --firmware or --profile');
+      if (Object.keys(patch).length === 0) throw badRequest('nothing to update: give --mac, --serial-number, --model, --firmware, --profile, --segment or --nac-role');
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         assertProfile(rt, o.profile);
         const d = await rt.store.updateDevice(id, patch, rt.clock.now());
@@ -557,7 +636,7 @@ export function buildProgram(host: CliHost): Command {
     .addOption(dataDirOpt())
     .addOption(new Option('--role <role>', 'what it may call (README "Admin API")').choices([...ROLES]).makeOptionMandatory())
     .requiredOption('--name <name>', 'a unique name (who or what uses it)')
-    .option('--ttl <duration>', 'lifetime', '30d')
+    .option('--ttl <duration>', 'lifetime', DEFAULT_TOKEN_TTL)
     .action(async (o: { dataDir: string; role: Role; name: string; ttl: string }) => {
       let ttlMs: number;
       try {
@@ -578,15 +657,7 @@ export function buildProgram(host: CliHost): Command {
     .option('--json', 'JSON array')
     .action(async (o: { dataDir: string; json?: boolean }) => {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
-        const list = (await rt.store.listApiTokens()).map((t) => ({
-          name: t.name,
-          role: t.role,
-          created_at: t.createdAt.toISOString(),
-          created_by: t.createdBy,
-          expires_at: t.expiresAt.toISOString(),
-          revoked_at: t.revokedAt?.toISOString() ?? null,
-          last_used_at: t.lastUsedAt?.toISOString() ?? null,
-        }));
+        const list = (await rt.store.listApiTokens()).map(apiTokenView);
         if (o.json) host.out(JSON.stringify(list) + '\n');
         else host.out(table([['NAME', 'ROLE', 'EXPIRES', 'REVOKED', 'LAST USED'], ...list.map((t) => [t.name, t.role, t.expires_at, t.revoked_at ?? '-', t.last_used_at ?? '-'])]));
       })();
@@ -698,9 +769,77 @@ export function buildProgram(host: CliHost): Command {
       await withRuntime({ dataDir: o.dataDir, loadIssuers: false }, async (rt) => {
         const issuers = await rt.store.listIssuers();
         const root = issuers.find((i) => i.role === 'root');
-        const leaf = o.issuer ? issuers.find((i) => i.name === o.issuer) : issuers.find((i) => i.role === 'device' && i.active);
+        // the device CA issuing now (after a rollover, the new one)
+        const device = issuers.find((i) => i.role === 'device');
+        const current = device ? currentIssuer(issuers.map((record) => ({ record })), lineageOf(device), rt.clock.now())?.record : undefined;
+        const leaf = o.issuer ? issuers.find((i) => i.name === o.issuer) : current;
         if (!leaf || !root) throw notFound(o.issuer ? `no issuer "${o.issuer}"` : 'no CA hierarchy: run `fleetca init` first');
-        host.out([leaf, ...(leaf.role === 'root' ? [] : [root])].map((i) => certPem(i.certDer)).join(''));
+        // the root that signed it (after a root rollover there are two)
+        const issuerDer = certificateParts(leaf.certDer).issuerDer;
+        const signer = issuers.find((i) => i.role === 'root' && Buffer.from(certificateParts(i.certDer).subjectDer).equals(issuerDer)) ?? root;
+        host.out([leaf, ...(leaf.role === 'root' ? [] : [signer])].map((i) => certPem(i.certDer)).join(''));
+      })();
+    });
+
+  ca.command('rollover')
+    .description('a new issuing CA under the root for a ca.yaml issuer (default: the device CA); new certificates come from it from --at on (default: now)')
+    .addOption(dataDirOpt())
+    .option('--intermediate [name]', 'the ca.yaml issuer to roll over (default: the device issuing CA)')
+    .option('--root', 'a new root, with the RFC 4210 link certificates (old-with-new, new-with-old)')
+    .option('--root-key <file>', 'the offline root key (PEM), when it is not in the data dir')
+    .option('--at <time>', 'schedule the switch (ISO 8601); SCEP GetNextCACert announces the new CA until then')
+    .option('--json', 'print the new CA as JSON')
+    .action(async (o: { dataDir: string; intermediate?: string | boolean; root?: boolean; rootKey?: string; at?: string; json?: boolean }) => {
+      const startedAt = new Date();
+      if (o.root && o.intermediate !== undefined) throw badRequest('give --root or --intermediate, not both');
+      if (o.root) {
+        if (o.at !== undefined) throw badRequest('--at is for --intermediate: a new root is announced by its link certificates at once');
+        await withRuntime({ dataDir: o.dataDir, ...(o.rootKey ? { rootKeyFile: o.rootKey } : {}) }, async (rt) => {
+          const r = await rolloverRoot(
+            { config: rt.config, store: rt.store, crypto: rt.crypto, keys: rt.keyStore(false).keys, clock: rt.clock, ca: rt.ca!, publicUrl: rt.publicUrl! },
+            { actor: 'cli', startedAt },
+          );
+          rt.dataDir.writeCert(r.root.record.name, certPem(r.root.record.certDer));
+          for (const l of r.links) rt.dataDir.writeCert(`${l.newRoot}-${l.kind}`, certPem(l.certDer));
+          const view = {
+            root: r.root.record.name,
+            previous: r.previous.record.name,
+            not_after: r.root.record.notAfter.toISOString(),
+            sha256_fingerprint: createHash('sha256').update(r.root.record.certDer).digest('hex'),
+            links: r.links.map((l) => ({ kind: l.kind, not_after: l.notAfter.toISOString(), pem: certPem(l.certDer) })),
+          };
+          if (o.json) host.out(JSON.stringify(view) + '\n');
+          else host.err(`new root ${view.root} (previous: ${view.previous}); link certificates written to the data dir; run \`fleetca ca rollover --intermediate\` to certify a new issuing CA under it\n`);
+        })();
+        return;
+      }
+      if (o.intermediate === undefined) throw badRequest('give --intermediate [NAME] (an issuing CA) or --root');
+      const at = o.at !== undefined ? new Date(o.at) : undefined;
+      if (at && (!/^\d{4}-\d{2}-\d{2}/.test(o.at!) || Number.isNaN(at.getTime()))) throw badRequest(`--at "${o.at}" is not an ISO 8601 time`);
+      await withRuntime({ dataDir: o.dataDir, ...(o.rootKey ? { rootKeyFile: o.rootKey } : {}) }, async (rt) => {
+        const caCore = rt.ca!;
+        const lineage =
+          typeof o.intermediate === 'string'
+            ? o.intermediate
+            : Object.entries(rt.config.settings.issuers).find(([, s]) => s.role === 'device')?.[0];
+        if (!lineage) throw badRequest('no device issuer in ca.yaml: name the issuer to roll over');
+        const r = await rolloverIntermediate(
+          { config: rt.config, store: rt.store, crypto: rt.crypto, keys: rt.keyStore(false).keys, clock: rt.clock, ca: caCore, publicUrl: rt.publicUrl! },
+          lineage,
+          { ...(at ? { at } : {}), actor: 'cli', startedAt },
+        );
+        rt.dataDir.writeCert(r.issuer.record.name, certPem(r.issuer.record.certDer));
+        for (const sv of r.services) rt.dataDir.writeCert(sv.name, certPem(sv.cert.der));
+        const view = {
+          issuer: r.issuer.record.name,
+          lineage,
+          previous: r.previous?.record.name ?? null,
+          activates_at: r.activatesAt.toISOString(),
+          not_after: r.issuer.record.notAfter.toISOString(),
+          sha256_fingerprint: createHash('sha256').update(r.issuer.record.certDer).digest('hex'),
+        };
+        if (o.json) host.out(JSON.stringify(view) + '\n');
+        else host.err(`new CA ${view.issuer} for ${lineage} (previous: ${view.previous ?? '-'}); issues from ${view.activates_at}\n`);
       })();
     });
 
@@ -761,6 +900,14 @@ export function buildProgram(host: CliHost): Command {
     });
 
   registerAuditCommands(program, { withRuntime, dataDirOpt, host });
+  registerBatchCommands(program, { withRuntime, dataDirOpt, host });
+  registerAdminCertCommands(program, { withRuntime, dataDirOpt, host });
+  registerExpiryCommands(program, { withRuntime, dataDirOpt, host });
+  // NAC exports (src/exports), wired in by the composition root
+  if (host.registerExports) {
+    const group = program.commands.find((c) => c.name() === 'export') ?? program.command('export').description('exports for NACs: trust bundle, FreeRADIUS, endpoint lists');
+    host.registerExports(group, { withRuntime, dataDirOpt, host });
+  }
   return program;
 }
 

@@ -114,6 +114,13 @@ export function loadConfig(dir: string): FleetcaConfig {
     for (const [role, pname] of Object.entries(settings.systemProfiles)) {
       if (!profiles.has(pname)) problems.push(`ca.yaml: systemProfiles.${role}: no profile named "${pname}" in profiles/`);
     }
+    // a renew-before at least as long as the lifetime would replace the certificate on every check
+    for (const role of ['tlsServer', 'scepRa'] as const) {
+      const p = profiles.get(settings.systemProfiles[role]);
+      if (p && settings.server.serviceCertRenewBefore >= p.validity) {
+        problems.push(`ca.yaml: server.serviceCertRenewBefore: must be shorter than the validity of profile ${p.name} (systemProfiles.${role})`);
+      }
+    }
   }
   if (profiles.size === 0 && files.length === 0) problems.push(`${profDir}: no profiles`);
   if (problems.length > 0 || !settingsResult.success) throw new ConfigError(problems);

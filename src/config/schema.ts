@@ -8,6 +8,14 @@ import { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 
 /** A duration string such as `90d`, `12h`, `5m`, `1d12h`; parsed to milliseconds. */
+/**
+ * Expiry and rotation events (issue 9). Which of them a profile announces is its `notifications.events`:
+ * certificate.expiring (once per certificate per threshold), certificate.expired (once), device.stale
+ * (once per current certificate), certificate.renewed (a new certificate replaced a live one).
+ */
+export const EXPIRY_EVENTS = ['certificate.expiring', 'certificate.expired', 'certificate.renewed', 'device.stale'] as const;
+export type ExpiryEvent = (typeof EXPIRY_EVENTS)[number];
+
 /** Event types a webhook endpoint may subscribe to (each is the audit action it comes from). */
 export const WEBHOOK_EVENTS = [
   'certificate.issued',
@@ -19,6 +27,7 @@ export const WEBHOOK_EVENTS = [
   'device.released',
   'device.retired',
   'secret.created',
+  ...EXPIRY_EVENTS,
 ] as const;
 
 const duration = (what: string) =>
@@ -131,6 +140,17 @@ export const ProfileSchema = z
         ip: sanRule('IP address').optional(),
         email: sanRule('email address').optional(),
         uri: sanRule('URI').optional(),
+        hardwareModuleName: z
+          .strictObject({
+            hwType: z
+              .string()
+              .regex(/^[0-2](\.\d+)+$/, 'a dotted OID')
+              .describe("the device type's OID (RFC 4108 §5 hwType): an arc under your organisation's IANA Private Enterprise Number"),
+          })
+          .optional()
+          .describe(
+            'IEEE 802.1AR IDevIDs: add a hardwareModuleName otherName SAN (RFC 4108 §5: hwType, and hwSerialNum = the device record\'s serial number) when the device has a serial number; absent = none',
+          ),
         includeMacs: z
           .boolean()
           .default(true)
@@ -155,6 +175,23 @@ export const ProfileSchema = z
       })
       .prefault({})
       .describe('rotation policy'),
+    notifications: z
+      .strictObject({
+        events: z
+          .array(z.enum(EXPIRY_EVENTS))
+          .default([...EXPIRY_EVENTS])
+          .describe(`which expiry and rotation events certificates of this profile raise (default all): ${EXPIRY_EVENTS.join(', ')}; [] = none`),
+        expiringThresholds: z
+          .array(duration('time before notAfter'))
+          .min(1)
+          .max(10)
+          .prefault(['30d', '7d', '1d'])
+          .describe(
+            'certificate.expiring fires once per certificate as each of these is crossed (default 30d, 7d, 1d); a threshold at least as long as the certificate\'s lifetime is skipped',
+          ),
+      })
+      .prefault({})
+      .describe('expiry tracking: which events fire for this profile, and when'),
     approval: z
       .strictObject({ required: z.boolean().default(false).describe('whether each issuance waits for an admin') })
       .prefault({})
@@ -322,9 +359,23 @@ export const CaSettingsSchema = z
           .default([])
           .describe('extra DNS names or IP addresses for the TLS server certificate (localhost and 127.0.0.1 are always in it)'),
         bodyLimitBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(256 * 1024).describe('largest request body accepted, in bytes'),
+        serviceCertRenewBefore: duration(
+          'the TLS server and SCEP RA certificates are replaced this long before they expire, without a restart (the new RA certificate is published through GetCACert)',
+        ).prefault('30d'),
       })
       .prefault({})
       .describe('HTTP server settings'),
+    expiry: z
+      .strictObject({
+        interval: duration(
+          'how often a server refreshes the expiry gauges and (one server at a time, under a PostgreSQL advisory lock) raises certificate.expiring, certificate.expired and device.stale',
+        ).prefault('10m'),
+        catchUp: duration(
+          'how far back a pass looks for certificates that expired or entered their renewal window while no tracker ran; older ones are never announced (the gauges and `fleetca expiry report` still count them)',
+        ).prefault('7d'),
+      })
+      .prefault({})
+      .describe('expiry tracking (README "Expiry, rotation and renewal")'),
     recovery: z
       .strictObject({
         pendingIntentGrace: duration(

@@ -25,6 +25,7 @@ import type { AuditEntry, CertificateRecord, DeviceRecord } from '../ca/ports.js
 import type { IdevidMatch, IdevidTrust } from './idevid.js';
 import type { EnrollmentStore, SecretRecord } from './ports.js';
 import { FailureLimiter, matchSecret } from './secrets.js';
+import { supersedeReplaced } from './renew.js';
 
 export type EnrollOperation = 'simpleenroll' | 'simplereenroll' | 'serverkeygen';
 
@@ -237,10 +238,8 @@ export class EnrollmentService {
       this.failures.succeed(cred.deviceId);
     }
     if (approvedRequest) await this.deps.store.markRequestIssued(approvedRequest, certificate.serial);
-    const superseded = await this.deps.store.supersede(
-      { deviceId: cred.deviceId, profile: profile.name, newSerial: certificate.serial, at, revokeAt: new Date(at.getTime() + profile.renewal.supersededGrace) },
-      this.audit('certificate.superseded', null, cred.actor, { device: cred.deviceId, profile: profile.name }),
-    );
+    // the replaced certificates, and certificate.renewed when there were some (enrollment/renew.ts)
+    const superseded = await supersedeReplaced(this.deps, { deviceId: cred.deviceId, profile, newSerial: certificate.serial, actor: cred.actor, via: input.via });
     return { kind: 'issued', certificate, ...(privateKeyPkcs8 ? { privateKeyPkcs8 } : {}), superseded, actor: cred.actor };
   }
 
@@ -274,10 +273,7 @@ export class EnrollmentService {
     }
     await this.deps.store.markRequestIssued(r.id, certificate.serial);
     const profile = this.deviceProfile(r.profile);
-    const superseded = await this.deps.store.supersede(
-      { deviceId: r.deviceId, profile: r.profile, newSerial: certificate.serial, at, revokeAt: new Date(at.getTime() + profile.renewal.supersededGrace) },
-      this.audit('certificate.superseded', null, actor, { device: r.deviceId, profile: r.profile }),
-    );
+    const superseded = await supersedeReplaced(this.deps, { deviceId: r.deviceId, profile, newSerial: certificate.serial, actor, via });
     return { kind: 'issued', certificate, superseded, actor };
   }
 
@@ -439,7 +435,11 @@ export class EnrollmentService {
     if (sanKey(csr.extensions.san ?? []) !== sanKey(certSans)) throw forbidden('re-enrollment must keep the subjectAltName of the current certificate');
     if (!profile.renewal.allowEarly) {
       const start = renewalWindowStart(profile, cert.notBefore, cert.notAfter);
-      if (now < start) throw forbidden(`profile ${profile.name} allows renewal only from ${start.toISOString()} (the renewal window)`);
+      if (now < start) {
+        throw forbidden(
+          `early renewal refused: profile ${profile.name} does not allow renewal before the renewal window (renewal.allowEarly: false); certificate ${cert.serial} may be renewed from ${start.toISOString()}`,
+        );
+      }
     }
     if (!profile.renewal.reuseKey && op !== 'serverkeygen' && spkiSha256(csr.spkiDer).equals(cert.spkiSha256)) {
       throw forbidden(`profile ${profile.name} requires a new key at re-enrollment`);

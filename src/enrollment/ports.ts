@@ -91,9 +91,12 @@ export interface SupersedeStore {
   /**
    * Records that `newSerial` supersedes every other live certificate of the device in that profile
    * (not revoked, not expired at `at`, not already superseded); each is to be revoked at `revokeAt`.
+   * `audit` is written once per superseded certificate (its target the old serial); `renewed`, when
+   * given, once in all if at least one was superseded, with `replaced` (the old serials) added to
+   * its details — in the same statement, so the renewal and its event commit together.
    * Returns the superseded serials.
    */
-  supersede(s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date }, audit: AuditEntry): Promise<string[]>;
+  supersede(s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date }, audit: AuditEntry, renewed?: AuditEntry | null): Promise<string[]>;
   /** Superseded certificates whose grace ended by `at` and that are not revoked yet. */
   dueSuperseded(at: Date, limit: number): Promise<string[]>;
 }
@@ -116,3 +119,63 @@ export interface ScepTransactionStore {
 
 /** Everything the enrollment layer stores. */
 export interface EnrollmentStore extends SecretStore, ApprovalStore, SupersedeStore, ScepTransactionStore {}
+
+// ---------------------------------------------------------------- expiry tracking (issue 9)
+
+/** Per profile: live device certificates expiring within each requested window, and expired ones. */
+export interface ExpiryCounts {
+  profile: string;
+  /** One count per requested window, in the order asked (not expired yet, notAfter within it). */
+  expiring: number[];
+  expired: number;
+}
+
+/** What an announcing statement reports. */
+export interface AnnounceResult {
+  /** Certificates it found due (at most the limit: fewer means none is left after them). */
+  due: number;
+  /** Audit records (events) it wrote; lower than `due` when another process announced some first. */
+  announced: number;
+  /** Where the next call continues (an opaque keyset cursor, passed back as `after`); null: none found. */
+  last: string | null;
+}
+
+/**
+ * The expiry tracker's reads and writes. The certificates considered are the *current* ones of
+ * devices: issued to a device, neither revoked nor superseded, and no newer unrevoked certificate
+ * of the same device (inventory's "current certificate"). Each announcing call is ONE statement
+ * that records the notices and writes their audit records together; a notice already recorded (by
+ * an earlier pass, or by another server at the same moment) is never announced again. Each call
+ * continues after the cursor `after` ('' at first) that the previous one returned as `last`
+ * (keyset pagination: a pass reads each certificate once, in batches of `limit`).
+ */
+export interface ExpiryStore {
+  /** One aggregate per profile: expiring within each of `windowsMs`, and expired at `now`. */
+  expiryCounts(now: Date, windowsMs: readonly number[]): Promise<ExpiryCounts[]>;
+  /**
+   * certificate.expiring: certificates of the listed profiles whose notAfter is after `now` and
+   * within a threshold of it (thresholds at least as long as the certificate's lifetime are
+   * skipped). When several thresholds were crossed unannounced (a server was down), only the
+   * tightest is announced; the others are recorded as passed.
+   */
+  announceExpiring(p: { now: Date; actor: string; thresholds: ReadonlyArray<{ profile: string; ms: number; label: string }>; after: string; limit: number }): Promise<AnnounceResult>;
+  /** certificate.expired: current certificates of the listed profiles with since < notAfter <= now. */
+  announceExpired(p: { now: Date; since: Date; actor: string; profiles: readonly string[]; after: string; limit: number }): Promise<AnnounceResult>;
+  /**
+   * device.stale: current certificates of devices that are not retired, inside their renewal
+   * window at `now` (window start = notAfter − share × lifetime, or notAfter − ms), notAfter after
+   * `since`. The event's target is the device id.
+   */
+  announceStale(p: { now: Date; since: Date; actor: string; windows: ReadonlyArray<{ profile: string; share: number | null; ms: number | null }>; after: string; limit: number }): Promise<AnnounceResult>;
+}
+
+/** Background jobs that must run on one server at a time. */
+export type ExclusiveJob = 'expiry' | 'service-certs';
+
+export interface JobLockStore {
+  /**
+   * Runs `fn` while holding the job's PostgreSQL advisory lock (a session lock on a connection of
+   * its own); resolves null at once, without running it, when another process holds it.
+   */
+  exclusive<T>(job: ExclusiveJob, fn: () => Promise<T>): Promise<T | null>;
+}

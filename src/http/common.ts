@@ -5,7 +5,7 @@
 import crypto from 'node:crypto';
 import type { NextFunction, Request, Response, RequestHandler, ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { CaError, toCaError } from '../core/errors.js';
 
 export interface HttpMetrics {
@@ -13,6 +13,10 @@ export interface HttpMetrics {
   requests: Counter<'listener' | 'route' | 'status'>;
   duration: Histogram<'listener' | 'route'>;
   ocsp: Counter<'status' | 'source'>;
+  /** Live device certificates expiring within 1d, 7d, 30d, by profile (set by the expiry tracker). */
+  certificatesExpiring: Gauge<'profile' | 'within'>;
+  /** Current device certificates already expired and not replaced, by profile. */
+  certificatesExpired: Gauge<'profile'>;
 }
 
 export function createMetrics(): HttpMetrics {
@@ -34,7 +38,29 @@ export function createMetrics(): HttpMetrics {
       labelNames: ['status', 'source'],
       registers: [registry],
     }),
+    certificatesExpiring: new Gauge({
+      name: 'fleetca_certificates_expiring',
+      help: "Devices' current certificates (not revoked, not replaced) expiring within `within`, by profile; every server reports the same fleet-wide value",
+      labelNames: ['profile', 'within'],
+      registers: [registry],
+    }),
+    certificatesExpired: new Gauge({
+      name: 'fleetca_certificates_expired',
+      help: "Devices' current certificates past their notAfter and not replaced, by profile; every server reports the same fleet-wide value",
+      labelNames: ['profile'],
+      registers: [registry],
+    }),
   };
+}
+
+/** Replaces the expiry gauges' values (profiles no longer reported disappear). */
+export function setExpiryGauges(metrics: HttpMetrics, rows: ReadonlyArray<{ profile: string; expiring: Record<string, number>; expired: number }>): void {
+  metrics.certificatesExpiring.reset();
+  metrics.certificatesExpired.reset();
+  for (const r of rows) {
+    for (const [within, n] of Object.entries(r.expiring)) metrics.certificatesExpiring.set({ profile: r.profile, within }, n);
+    metrics.certificatesExpired.set({ profile: r.profile }, r.expired);
+  }
 }
 
 declare module 'express-serve-static-core' {
@@ -68,6 +94,9 @@ export const notFoundHandler: RequestHandler = (_req, res) => {
   res.status(404).type('text/plain').send('not found\n');
 };
 
+/** How much of a too-large body is read and dropped so that the client sees its 413. */
+const DRAIN_MAX = 8 * 1024 * 1024;
+
 /**
  * Last-resort error handler: body-parser errors keep their status (413 too large, 400 bad
  * syntax); CaErrors map to a status; anything else is a 500 without detail.
@@ -78,9 +107,25 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
   if (typeof status === 'number' && status >= 400 && status < 500) {
     req.log?.warn({ err: e.message, type: e.type }, 'bad request');
     const detail = status === 413 ? 'request body too large' : 'bad request';
-    // the admin API speaks RFC 9457 problem details, also for what the body parser refuses
-    if (req.path.startsWith('/api/')) res.status(status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title: detail, status, detail }));
-    else res.status(status).type('text/plain').send(`${detail}\n`);
+    const send = () => {
+      // the admin API speaks RFC 9457 problem details, also for what the body parser refuses
+      if (req.path.startsWith('/api/')) res.status(status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title: detail, status, detail }));
+      else res.status(status).type('text/plain').send(`${detail}\n`);
+    };
+    if (status === 413 && !req.complete) {
+      // read (and drop) the rest of the body before answering, so that a client still sending
+      // gets the 413 instead of a reset; past DRAIN_MAX, cut the connection
+      res.setHeader('Connection', 'close');
+      let seen = 0;
+      req.on('data', (c: Buffer) => {
+        seen += c.length;
+        if (seen > DRAIN_MAX) req.socket.destroy();
+      });
+      req.once('end', send);
+      req.resume();
+      return;
+    }
+    send();
     return;
   }
   const ce: CaError = toCaError(err);

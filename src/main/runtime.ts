@@ -15,12 +15,17 @@ import { InlineCryptoEngine, WorkerCryptoEngine, type CryptoEngine } from '../si
 import { FileKeyStore } from '../signing/key-store.js';
 import { openEmbeddedCluster, type EmbeddedCluster } from '../store/embedded.js';
 import { PgStore } from '../store/pg-store.js';
+import { listenForChanges, type ChangeHandlers, type ChangeListener } from '../store/pg-listen.js';
 import { defaultMigrationsDir, runMigrations } from '../store/migrate.js';
 import { DataDir } from '../config/data-dir.js';
 import { EnrollmentService } from '../enrollment/enroll.js';
 import { IdevidTrust } from '../enrollment/idevid.js';
 import { deriveSecretKey } from '../enrollment/secrets.js';
 import { deriveTokenKey } from '../enrollment/api-tokens.js';
+import { createPublicKey } from 'node:crypto';
+import { spkiOf } from '../signing/keys.js';
+import { certificateParts } from '../pki/cert-parts.js';
+import { badRequest } from '../core/errors.js';
 
 export interface RuntimeOptions {
   env?: Env;
@@ -56,6 +61,8 @@ export interface Runtime {
   publicUrl: string | null;
   embedded: boolean;
   keyStore(create?: boolean): { keys: FileKeyStore; generated: boolean };
+  /** A dedicated connection LISTENing for status changes and published CRLs (long-running commands). */
+  listenForChanges(h: ChangeHandlers): ChangeListener;
   close(): Promise<void>;
 }
 
@@ -128,7 +135,11 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
         const issuers = new Map<string, IssuerRuntime>();
         for (const r of records) {
           let key = keys.load(r.name);
-          if (!key && r.role === 'root' && opts.rootKeyFile) key = keys.loadFile(opts.rootKeyFile);
+          const fromFile = !key && r.role === 'root' && opts.rootKeyFile !== undefined;
+          if (fromFile) key = keys.loadFile(opts.rootKeyFile!);
+          if (fromFile && key && !spkiOf(createPublicKey(key)).equals(certificateParts(r.certDer).spkiDer)) {
+            throw badRequest(`${opts.rootKeyFile} is not the key of the root CA ${r.name}`);
+          }
           const signer = key ? await cryptoEngine.addKey(r.name, key) : null;
           issuers.set(r.name, buildIssuerRuntime(r, signer, publicUrl));
         }
@@ -140,6 +151,7 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
           clock,
           ...(faults ? { faults } : {}),
         });
+        ca.setLinks(await store.listLinkCertificates());
         const issuerRecords = new Map(records.map((r) => [r.name, r]));
         enrollment = new EnrollmentService({
           ca,
@@ -166,7 +178,8 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
         if (abandoned > 0) log.warn({ abandoned }, 'marked pending issuance intents failed (a process died between signing and commit)');
       }
     }
-    return { env, config, dataDir, store, crypto: cryptoEngine, clock, log, ca, enrollment, secretKey, tokenKey, publicUrl, embedded: cluster !== null, keyStore, close };
+    const listen = (h: ChangeHandlers) => listenForChanges(store.pool.options as pg.ClientConfig, h);
+    return { env, config, dataDir, store, crypto: cryptoEngine, clock, log, ca, enrollment, secretKey, tokenKey, publicUrl, embedded: cluster !== null, keyStore, listenForChanges: listen, close };
   } catch (e) {
     await close();
     throw e;

@@ -18,13 +18,22 @@ import { notFound } from '../core/errors.js';
 import type { CrlRecord, IssuerRecord } from '../ca/ports.js';
 import { createOcspHandler } from '../protocols/ocsp/handler.js';
 import { createAdminApiRouter, type AdminApiDeps } from '../protocols/admin/api.js';
-import { authenticateToken } from '../enrollment/api-tokens.js';
+import { authenticateToken, createApiToken } from '../enrollment/api-tokens.js';
+import { applyAdvisory, withdrawAdvisory } from '../ca/advisories.js';
 import { liftQuarantine, quarantineDevice, retireDevice } from '../ca/containment.js';
 import { createEnrollmentSecrets } from '../enrollment/secret-issuer.js';
+import { listInventory } from '../enrollment/inventory.js';
+import { nacIdentityOf } from '../enrollment/nac.js';
+import { revokeBatch } from '../bulk/recall.js';
+import { trustBundle } from '../ca/trust-bundle.js';
+import { lineageOf } from '../ca/issuers.js';
+import { nextCaCertResponse, overlapChain } from '../ca/rollover.js';
 import { startStatusServices, type StatusServices } from './status-services.js';
+import { startServiceCerts, type ServiceCerts } from './service-certs.js';
 import { SERVICE_KEYS } from '../ca/bootstrap.js';
 import { pemEncode } from '../pki/pem.js';
 import { openRuntime, type Runtime } from './runtime.js';
+import { AdminCertAuthenticator } from '../enrollment/admin-certs.js';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -43,6 +52,8 @@ export interface AppDeps {
   log: Logger;
   /** CRLs from the status services' cache; straight from the database when absent (tests of the app alone). */
   latestCrl?: (issuerName: string, kind: 'full' | 'delta', shard: number) => Promise<CrlRecord | null>;
+  /** The current SCEP RA, renewed while running (main/service-certs.ts); loaded from the data dir when absent. */
+  scepRa?: () => ScepRa;
 }
 
 function issuerMap(rt: Runtime): ReadonlyMap<string, IssuerRecord> {
@@ -104,9 +115,10 @@ export function createHttpApp(deps: AppDeps): Express {
     };
     app.use(
       createScepRouter({
-        ra: loadRa,
+        ra: deps.scepRa ?? loadRa,
         enrollment: runtime.enrollment,
         caChain: (label) => estChain(runtime, label),
+        nextCaCert: (label) => nextCaCertResponse(runtime.ca!, lineageForLabel(runtime, label), runtime.clock.now()),
         latestCrl: async (name) => (await runtime.store.latestCrl(name, 'full'))?.der ?? null,
         legacyAlgorithms: (label) => (label !== undefined ? (runtime.config.profiles.get(label)?.enrollment.legacyAlgorithms ?? false) : false),
         now: () => runtime.clock.now(),
@@ -118,19 +130,28 @@ export function createHttpApp(deps: AppDeps): Express {
   return app;
 }
 
-/** The CA chain EST's cacerts returns: the label's issuing CA, or the device CA; then the root. */
-function estChain(rt: Runtime, label: string | undefined): Buffer[] {
-  const ca = rt.ca!;
-  let issuer: string | undefined;
+/** The issuing CA lineage of an EST/SCEP label (a device profile), or of the device CA. */
+function lineageForLabel(rt: Runtime, label: string | undefined): string {
   if (label !== undefined) {
     const p = rt.config.profiles.get(label);
     if (!p || p.kind !== 'device' || p.issuer === 'per-issuer') throw notFound(`no device profile "${label}"`);
-    issuer = p.issuer;
-  } else {
-    issuer = [...ca.issuers.values()].find((i) => i.record.role === 'device' && i.record.active)?.record.name;
+    return p.issuer;
   }
-  if (!issuer) throw notFound('no device issuing CA');
-  return ca.chainOf(issuer);
+  const first = [...rt.ca!.issuers.values()].find((i) => i.record.role === 'device');
+  if (!first) throw notFound('no device issuing CA');
+  return lineageOf(first.record);
+}
+
+/**
+ * The CA certificates EST cacerts and SCEP GetCACert return: the label's issuing CA (or the device
+ * CA), with every other still-valid CA of its lineage during a rollover overlap (RFC 7030 §4.1.3),
+ * then the root.
+ */
+function estChain(rt: Runtime, label: string | undefined): Buffer[] {
+  const lineage = lineageForLabel(rt, label);
+  const chain = overlapChain(rt.ca!, lineage, rt.clock.now());
+  if (chain.length === 0) throw notFound(`no valid CA for ${lineage}`);
+  return chain;
 }
 
 /** The HTTPS app: EST under /.well-known/est; the admin API mounts here in a later issue. */
@@ -152,10 +173,29 @@ function adminApiDeps(rt: Runtime): AdminApiDeps {
   const ca = rt.ca!;
   const containment = { store: rt.store, clock: rt.clock };
   const key = rt.tokenKey();
+  const certAuth = new AdminCertAuthenticator({ store: rt.store, clock: rt.clock });
   return {
     authenticate: (token) => authenticateToken(rt.store, key, token, rt.clock.now()),
-    listDevices: (f) => rt.store.listDevices(f),
-    getDevice: (id) => rt.store.getDevice(id),
+    authenticateCertificate: (der) => certAuth.authenticate(der),
+    inventory: (f) => listInventory({ store: rt.store, config: rt.config }, f, rt.clock.now()),
+    nacChanges: async (after, limit) => {
+      const { devices, horizon } = await rt.store.nacChanges(after, limit);
+      const now = rt.clock.now();
+      return { horizon, items: devices.map((x) => ({ identity: nacIdentityOf(rt.config, x.device, now), xid: x.xid })) };
+    },
+    listBatches: (limit) => rt.store.listBatches({ limit }),
+    getBatch: async (id) => {
+      const batch = await rt.store.getBatch(id);
+      return batch ? { batch, rejects: await rt.store.listBatchRejects(id) } : null;
+    },
+    revokeBatch: (id, reason, actor) => revokeBatch({ ca, store: rt.store, clock: rt.clock }, id, reason, actor),
+    trustBundlePem: () => trustBundle([...ca.issuers.values()].map((i) => i.record), rt.clock.now()).map((i) => pemEncode('CERTIFICATE', i.certDer)).join(''),
+    updateDevice: async (id, patch, actor) => {
+      const at = rt.clock.now();
+      const d = await rt.store.updateDevice(id, patch, at);
+      await rt.store.appendAudit([{ at, actor, action: 'device.updated', target: id, details: { ...patch } }]);
+      return d;
+    },
     quarantine: (id, reason, actor) => quarantineDevice(containment, id, reason, actor),
     liftQuarantine: (id, actor) => liftQuarantine(containment, id, actor),
     retire: (id, actor) => retireDevice(containment, id, actor),
@@ -171,13 +211,30 @@ function adminApiDeps(rt: Runtime): AdminApiDeps {
       return rt.store.decideRequest(id, decision, actor, reason, now, { at: now, actor, action: `request.${decision}`, target: id, details: { reason } });
     },
     listAudit: (f) => rt.store.listAudit(f),
+    listAdvisories: () => rt.store.listAdvisories(),
+    applyAdvisory: (req) => applyAdvisory({ store: rt.store, clock: rt.clock, config: rt.config }, req),
+    withdrawAdvisory: (id, actor) => withdrawAdvisory(containment, id, actor),
+    listTokens: () => rt.store.listApiTokens(),
+    createToken: (t) => createApiToken(rt.store, key, { ...t, now: rt.clock.now() }),
+    revokeToken: (name, actor) => rt.store.revokeApiToken(name, rt.clock.now(), actor),
     authFailureLimit: 20,
     authFailureWindowMs: 5 * 60_000,
     now: () => rt.clock.now(),
   };
 }
 
-/** TLS options: the server certificate + its issuing CA; client certificates requested, not required. */
+/**
+ * TLS options: the server certificate + its issuing CA; client certificates requested, not required.
+ *
+ * The admin CA is deliberately NOT in `ca`. OpenSSL checks a client chain against these certificates
+ * during the handshake; with rejectUnauthorized false node ignores the verdict, but a failed
+ * signature check (a forged certificate naming a CA of this list as issuer) leaves an error on
+ * OpenSSL's queue that node 20 then takes for a connection error: the client gets a reset instead
+ * of the admin API's 401, and the failure escapes its rate limiter. Without the admin CA here,
+ * OpenSSL finds no issuer for an admin certificate and checks nothing; the admin API verifies it
+ * (enrollment/admin-certs.ts). Clients that pick a certificate by the CA names of the request
+ * (browsers) must be pointed at the admin certificate; curl and openssl send the one they are given.
+ */
 export function tlsOptions(rt: Runtime): https.ServerOptions {
   const { keys } = rt.keyStore(false);
   const key = keys.load(SERVICE_KEYS.tlsServer);
@@ -200,6 +257,8 @@ export interface RunningServer {
   http: http.Server;
   https: https.Server;
   status: StatusServices;
+  /** The TLS server and SCEP RA certificates, renewed before they expire. */
+  serviceCerts: ServiceCerts;
   httpUrl: string;
   httpsUrl: string;
   close(): Promise<void>;
@@ -223,8 +282,9 @@ function urlHost(host: string): string {
 export async function startServer(rt: Runtime, opts: { host: string; httpPort: number; httpsPort: number }): Promise<RunningServer> {
   if (!rt.ca) throw new Error(`${rt.dataDir.root} is not initialised: run \`fleetca init\` first`);
   const metrics = createMetrics();
-  const status = await startStatusServices(rt);
-  const deps: AppDeps = { runtime: rt, metrics, log: rt.log, latestCrl: status.latestCrl };
+  const status = await startStatusServices(rt, { metrics });
+  const serviceCerts = await startServiceCerts(rt);
+  const deps: AppDeps = { runtime: rt, metrics, log: rt.log, latestCrl: status.latestCrl, scepRa: serviceCerts.ra };
   const app = createHttpApp(deps);
   // OCSP is answered by a bare node:http handler ahead of express (the hot path)
   const ocspHandler = createOcspHandler({
@@ -249,6 +309,8 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
     if (!ocspHandler(req, res)) app(req, res);
   });
   const httpsServer = https.createServer(tlsOptions(rt), createHttpsApp(deps));
+  // a renewed TLS certificate takes effect for new connections, without a restart
+  serviceCerts.attachTls(httpsServer, () => tlsOptions(rt));
   for (const s of [httpServer, httpsServer]) {
     s.requestTimeout = 30_000;
     s.headersTimeout = 15_000;
@@ -263,9 +325,10 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
         s.closeIdleConnections();
       });
     await Promise.all([stop(httpServer), stop(httpsServer)]);
+    serviceCerts.close();
     await status.close();
   };
-  return { http: httpServer, https: httpsServer, status, httpUrl: `http://${urlHost(opts.host)}:${httpPort}`, httpsUrl: `https://${urlHost(opts.host)}:${httpsPort}`, close };
+  return { http: httpServer, https: httpsServer, status, serviceCerts, httpUrl: `http://${urlHost(opts.host)}:${httpPort}`, httpsUrl: `https://${urlHost(opts.host)}:${httpsPort}`, close };
 }
 
 /** `fleetca serve`: open, listen, print the ready line, drain and exit 0 on SIGTERM/SIGINT. */

@@ -1,13 +1,14 @@
 /**
  * Composition of the background work of a running server: the change listener (LISTEN/NOTIFY),
  * the OCSP responder with its delegated responder keys, the CRL publisher, the OCSP pre-signer, the
- * superseded-certificate revoker, the renewal of responder certificates, the webhook dispatcher and
- * the audit-chain sealer.
+ * superseded-certificate revoker, the renewal of responder certificates, the webhook dispatcher,
+ * the audit-chain sealer and the expiry tracker.
  */
 import type pg from 'pg';
 import { OcspService, ocspSettingsOf, type OcspResponderKey } from '../ca/ocsp.js';
 import { crlSettingsOf } from '../ca/crl.js';
 import { SERVICE_KEYS } from '../ca/bootstrap.js';
+import { buildIssuerRuntime } from '../ca/issuers.js';
 import type { CrlRecord } from '../ca/ports.js';
 import { renewDueResponders } from '../jobs/ocsp-responders.js';
 import { pemDecodeAll, pemEncode } from '../pki/pem.js';
@@ -20,6 +21,8 @@ import { startWebhookDispatcher, type WebhookEndpoint } from '../jobs/webhook-di
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Runtime } from './runtime.js';
+import { setExpiryGauges, type HttpMetrics } from '../http/common.js';
+import { startExpiryTracker, type ExpiryTracker } from '../jobs/expiry-tracker.js';
 
 export interface StatusServices {
   ocsp: OcspService;
@@ -31,6 +34,8 @@ export interface StatusServices {
   presign(): Promise<number>;
   /** Replaces responder certificates that are within renewBefore of expiry; returns the issuers renewed. */
   renewResponders(): Promise<string[]>;
+  /** The expiry gauges and events (jobs/expiry-tracker.ts). */
+  expiry: ExpiryTracker;
   close(): Promise<void>;
 }
 
@@ -55,7 +60,7 @@ async function loadResponders(rt: Runtime): Promise<OcspResponderKey[]> {
   return out;
 }
 
-export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs?: number; presign?: boolean } = {}): Promise<StatusServices> {
+export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs?: number; presign?: boolean; metrics?: HttpMetrics } = {}): Promise<StatusServices> {
   const ca = rt.ca!;
   const settings = rt.config.settings;
   const log = rt.log;
@@ -108,7 +113,30 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
     log: (level, obj, msg) => log[level](obj, msg),
   });
 
+  // a rollover (CLI or another instance) adds a CA: load it, its key and its responder
+  const reloadIssuers = async () => {
+    const { keys } = rt.keyStore(false);
+    ca.setLinks(await rt.store.listLinkCertificates());
+    for (const r of await rt.store.listIssuers()) {
+      if (ca.issuers.has(r.name)) continue;
+      const key = keys.load(r.name);
+      const issuer = buildIssuerRuntime(r, key ? await rt.crypto.addKey(r.name, key) : null, rt.publicUrl!);
+      ca.addIssuer(issuer);
+      const rname = SERVICE_KEYS.ocsp(r.name);
+      const rkey = keys.load(rname);
+      if (rkey) ocsp.setResponder({ issuer, certDer: pemDecodeAll(rt.dataDir.readCert(rname))[0]!.der, signer: await rt.crypto.addKey(rname, rkey) });
+      else log.warn({ issuer: r.name }, 'no OCSP responder key for the new CA: OCSP answers unauthorized for it');
+      crls.changed(r.id);
+      log.info({ issuer: r.name, lineage: r.lineage, activatesAt: r.activatesAt?.toISOString(), signer: key !== null }, 'loaded a CA added by a rollover');
+    }
+  };
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = () => {
+    reloading = reloading.then(reloadIssuers).catch((e: unknown) => log.warn({ err: (e as Error).message }, 'loading new CAs failed'));
+  };
+
   const listener = listenForChanges(rt.store.pool.options as pg.ClientConfig, {
+    issuers: reload,
     status: (issuerId, serial) => {
       ocsp.evict(serial);
       ocsp.refreshSoon(serial);
@@ -117,6 +145,7 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
     crl: () => crlCache.clear(),
     events: () => webhooks.wake(),
     resync: () => {
+      reload();
       ocsp.evictAll();
       crlCache.clear();
       for (const i of ca.issuers.values()) crls.changed(i.record.id);
@@ -172,6 +201,13 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
     log: (o, m) => log.warn(o, m),
   });
   await crls.checkSchedule().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'CRL schedule check failed'));
+  const expiry = startExpiryTracker({
+    store: rt.store,
+    config: rt.config,
+    clock: rt.clock,
+    ...(opts.metrics ? { gauges: (g) => setExpiryGauges(opts.metrics!, g) } : {}),
+    log: (level, obj, msg) => log[level](obj, msg),
+  });
 
   return {
     ocsp,
@@ -180,10 +216,11 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
     listener,
     presign,
     renewResponders,
+    expiry,
     close: async () => {
       if (presignTimer) clearInterval(presignTimer);
       clearInterval(renewTimer);
-      await Promise.all([crls.stop(), stopRevoker(), stopSealer(), listener.close(), presigning?.catch(() => 0), ocsp.flush(), webhooks.stop()]);
+      await Promise.all([crls.stop(), stopRevoker(), stopSealer(), expiry.stop(), listener.close(), presigning?.catch(() => 0), ocsp.flush(), webhooks.stop()]);
     },
   };
 }

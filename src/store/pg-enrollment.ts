@@ -249,7 +249,9 @@ export async function supersede(
   q: Query,
   s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date },
   audit: AuditEntry,
+  renewed: AuditEntry | null = null,
 ): Promise<string[]> {
+  // the renewal record (certificate.renewed) only when something was replaced, in the same statement
   const { rows } = await q<{ serial: string }>(
     `WITH upd AS (
        UPDATE certificates SET superseded_by = $3, supersede_revoke_at = $5
@@ -259,10 +261,14 @@ export async function supersede(
      ), audit AS (
        INSERT INTO audit_log (at, actor, action, target, details)
        SELECT $6, $7, $8, coalesce(upd.serial, $9::text), $10::jsonb || jsonb_build_object('supersededBy', $3::text) FROM upd
+       UNION ALL
+       SELECT $11::timestamptz, $12::text, $13::text, $14::text,
+              $15::jsonb || jsonb_build_object('replaced', (SELECT jsonb_agg(u.serial ORDER BY u.serial) FROM upd u))
+        WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)
      )
      SELECT serial FROM upd ORDER BY serial`,
-    [s.deviceId, s.profile, s.newSerial, s.at, s.revokeAt, ...auditValues(audit)],
-    'fleetca_supersede',
+    [s.deviceId, s.profile, s.newSerial, s.at, s.revokeAt, ...auditValues(audit), ...(renewed ? auditValues(renewed) : [null, null, null, null, null])],
+    'fleetca_supersede_renewed',
   );
   return rows.map((r) => r.serial);
 }

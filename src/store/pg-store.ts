@@ -30,6 +30,10 @@ import type {
   WebhookOutboxStore,
   CrlBuildSession,
   DeviceQuarantine,
+  NacCursor,
+  NacStore,
+  RolloverStore,
+  LinkCertificate,
   CrlStore,
   DeviceStatusInput,
   OcspCertState,
@@ -56,11 +60,17 @@ import * as audit from './pg-audit.js';
 import type { AuditChainRow, AuditChainSnapshot, AuditSealSession } from '../ca/ports.js';
 import * as crls from './pg-crls.js';
 import * as enr from './pg-enrollment.js';
+import * as exp from './pg-expiry.js';
 import * as rev from './pg-revocation.js';
 import * as wh from './pg-webhooks.js';
 import * as tok from './pg-tokens.js';
 import * as adv from './pg-advisories.js';
+import * as bat from './pg-batches.js';
+import type { BatchCertificate, BatchDevice, BatchDeviceInput, BatchOutcome, BatchRecord, BatchReject, BatchStore, NewBatch } from '../bulk/ports.js';
+import * as acert from './pg-admin-certs.js';
+import type { AdminCaRecord, AdminCertificate, AdminCertStore, NewAdminCertificate } from '../ca/ports.js';
 import type { EnrollmentRequest, EnrollmentStore, NewEnrollmentRequest, NewSecret, RequestState, ScepTransaction, SecretRecord } from '../enrollment/ports.js';
+import type { AnnounceResult, ExclusiveJob, ExpiryCounts, ExpiryStore, JobLockStore } from '../enrollment/ports.js';
 import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-errors.js';
 
 /** Tuning of the group-commit queue. */
@@ -187,7 +197,7 @@ WITH input AS (
          not_before, not_after, der, pop_method, 'valid', a_at, crl_shard
   FROM won ORDER BY ord
 ), devices_touched AS (
-  UPDATE devices d SET last_enrolled_at = greatest(d.last_enrolled_at, x.at)
+  UPDATE devices d SET last_enrolled_at = greatest(d.last_enrolled_at, x.at), first_seen_at = coalesce(d.first_seen_at, x.at)
   FROM (SELECT device_id, max(a_at) AS at FROM won WHERE device_id IS NOT NULL GROUP BY device_id) x
   WHERE d.id = x.device_id
 ), audit AS (
@@ -248,6 +258,16 @@ interface DeviceRow {
   last_enrolled_at: Date | null;
   restricted_profile?: string | null;
   max_validity_ms?: string | number | null;
+  segment?: string | null;
+  nac_role?: string | null;
+  first_seen_at?: Date | null;
+  // listDevices withCurrent
+  cur_serial?: string | null;
+  cur_profile?: string;
+  cur_not_before?: Date;
+  cur_not_after?: Date;
+  cur_status?: CertificateStatus;
+  cur_fingerprint?: Buffer;
 }
 
 interface IssuerRow {
@@ -259,6 +279,8 @@ interface IssuerRow {
   not_before: Date;
   not_after: Date;
   active: boolean;
+  lineage: string;
+  activates_at: Date;
 }
 
 interface CertificateRow {
@@ -307,6 +329,17 @@ const CERT_COLUMNS = `c.serial, c.issuer_id, i.name AS issuer_name, c.device_id,
   c.spki_sha256, c.fingerprint_sha256, c.not_before, c.not_after, c.der, c.pop_method, c.status,
   c.revoked_at, c.revocation_reason, c.invalidity_date, c.created_at, c.superseded_by, c.supersede_revoke_at`;
 
+/** The current certificate of each device `d`: the last issued that is not revoked. */
+/** Advisory lock namespace of CA rollovers ('roll'); the key is hashtext(lineage). */
+const ROLLOVER_LOCK_NS = 0x726f6c6c;
+
+const CURRENT_JOIN = `LEFT JOIN LATERAL (
+  SELECT c.serial, c.profile, c.not_before, c.not_after, c.status, c.fingerprint_sha256 FROM certificates c
+  WHERE c.device_id = d.id AND c.status <> 'revoked' ORDER BY c.created_at DESC, c.serial DESC LIMIT 1
+) cur ON true`;
+const CURRENT_COLUMNS = `cur.serial AS cur_serial, cur.profile AS cur_profile, cur.not_before AS cur_not_before,
+  cur.not_after AS cur_not_after, cur.status AS cur_status, cur.fingerprint_sha256 AS cur_fingerprint`;
+
 const toDevice = (r: DeviceRow): DeviceRecord => ({
   id: r.id,
   macs: r.macs,
@@ -320,6 +353,17 @@ const toDevice = (r: DeviceRow): DeviceRecord => ({
   lastEnrolledAt: r.last_enrolled_at,
   restrictedProfile: r.restricted_profile ?? null,
   maxValidityMs: r.max_validity_ms === null || r.max_validity_ms === undefined ? null : Number(r.max_validity_ms),
+  segment: r.segment ?? null,
+  nacRole: r.nac_role ?? null,
+  firstSeenAt: r.first_seen_at ?? null,
+  ...(r.cur_serial !== undefined
+    ? {
+        current:
+          r.cur_serial === null
+            ? null
+            : { serial: r.cur_serial, profile: r.cur_profile!, notBefore: r.cur_not_before!, notAfter: r.cur_not_after!, status: r.cur_status!, fingerprintSha256: r.cur_fingerprint! },
+      }
+    : {}),
 });
 
 /** A devices row as json_agg renders it (timestamps as text). */
@@ -338,6 +382,9 @@ function jsonDeviceRow(d: Record<string, unknown>): DeviceRow {
     last_enrolled_at: date(d.last_enrolled_at),
     restricted_profile: (d.restricted_profile as string | null | undefined) ?? null,
     max_validity_ms: (d.max_validity_ms as number | null | undefined) ?? null,
+    segment: (d.segment as string | null | undefined) ?? null,
+    nac_role: (d.nac_role as string | null | undefined) ?? null,
+    first_seen_at: date(d.first_seen_at),
   };
 }
 
@@ -350,6 +397,8 @@ const toIssuer = (r: IssuerRow): IssuerRecord => ({
   notBefore: r.not_before,
   notAfter: r.not_after,
   active: r.active,
+  lineage: r.lineage,
+  activatesAt: r.activates_at,
 });
 
 const toCertificate = (r: CertificateRow): CertificateRecord => ({
@@ -378,7 +427,7 @@ const toCertificate = (r: CertificateRow): CertificateRecord => ({
 // ---------------------------------------------------------------- the store
 
 /** `CaStore` (and the CRL port, whose SQL lives in pg-crls.ts) over a pg.Pool. */
-export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, WebhookOutboxStore, ApiTokenStore, AdvisoryStore, EnrollmentStore {
+export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, WebhookOutboxStore, ApiTokenStore, AdvisoryStore, EnrollmentStore, AdminCertStore, BatchStore, NacStore, RolloverStore, ExpiryStore, JobLockStore {
   /** The pool, for the migrations runner and other store-internal code. */
   readonly pool: pg.Pool;
   private readonly ownsPool: boolean;
@@ -864,9 +913,9 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   async addDevice(d: NewDevice, at: Date): Promise<DeviceRecord> {
     try {
       const { rows } = await this.pool.query<DeviceRow>(
-        `INSERT INTO devices (id, macs, serial_number, model, firmware, profile, state, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7) RETURNING *`,
-        [d.id, d.macs ?? [], d.serialNumber ?? null, d.model ?? null, d.firmware ?? null, d.profile ?? null, at],
+        `INSERT INTO devices (id, macs, serial_number, model, firmware, profile, state, created_at, updated_at, segment, nac_role)
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $7, $8, $9) RETURNING *`,
+        [d.id, d.macs ?? [], d.serialNumber ?? null, d.model ?? null, d.firmware ?? null, d.profile ?? null, at, d.segment ?? null, d.nacRole ?? null],
       );
       return toDevice(rows[0]!);
     } catch (err) {
@@ -890,6 +939,8 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       ['firmware', 'firmware'],
       ['profile', 'profile'],
       ['state', 'state'],
+      ['segment', 'segment'],
+      ['nacRole', 'nac_role'],
     ];
     const values: unknown[] = [id, at];
     const sets = ['updated_at = $2'];
@@ -911,18 +962,27 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       ['profile', filter.profile],
       ['model', filter.model],
       ['state', filter.state],
+      ['segment', filter.segment],
     ] as const) {
       if (value === undefined) continue;
       values.push(value);
-      where.push(`${column} = $${values.length}`);
+      where.push(`d.${column} = $${values.length}`);
+    }
+    for (const [column, list] of [
+      ['id', filter.ids],
+      ['profile', filter.profiles],
+    ] as const) {
+      if (list === undefined) continue;
+      values.push(list);
+      where.push(`d.${column} = ANY($${values.length}::text[])`);
     }
     if (filter.after !== undefined) {
       values.push(filter.after);
-      where.push(`id > $${values.length}`);
+      where.push(`d.id > $${values.length}`);
     }
-    let sql = 'SELECT * FROM devices';
+    let sql = filter.withCurrent ? `SELECT d.*, ${CURRENT_COLUMNS} FROM devices d ${CURRENT_JOIN}` : 'SELECT d.* FROM devices d';
     if (where.length > 0) sql += ` WHERE ${where.join(' AND ')}`;
-    sql += ' ORDER BY id';
+    sql += ' ORDER BY d.id';
     if (filter.limit !== undefined) {
       values.push(checkLimit(filter.limit));
       sql += ` LIMIT $${values.length}`;
@@ -931,16 +991,45 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     return rows.map(toDevice);
   }
 
+  /**
+   * Devices changed after `after` (migration 0014): by the transaction id of their latest change,
+   * up to the xmin of this statement's snapshot (`horizon`: every change below it is visible now
+   * and no later one can fall below it), at most `limit`, each with its current certificate.
+   */
+  async nacChanges(after: NacCursor, limit: number): Promise<{ devices: Array<{ device: DeviceRecord; xid: string }>; horizon: string }> {
+    const { rows } = await this.query<DeviceRow & { horizon: string; change_xid: string | null }>(
+      `WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS h),
+       changed AS (
+         SELECT DISTINCT ON (device_id) device_id, xid FROM (
+           SELECT d.id AS device_id, d.nac_xid AS xid FROM devices d, horizon WHERE d.nac_xid >= $1::xid8 AND d.nac_xid < horizon.h
+           UNION ALL
+           SELECT n.device_id, n.xid FROM nac_changes n, horizon WHERE n.xid >= $1::xid8 AND n.xid < horizon.h
+         ) x ORDER BY device_id, xid DESC
+       ),
+       page AS (
+         SELECT d.*, ch.xid::text AS change_xid, ${CURRENT_COLUMNS}
+         FROM changed ch JOIN devices d ON d.id = ch.device_id ${CURRENT_JOIN}
+         WHERE (ch.xid, ch.device_id) > ($1::xid8, $2::text COLLATE "C")
+         ORDER BY ch.xid, ch.device_id LIMIT $3
+       )
+       SELECT horizon.h::text AS horizon, page.* FROM horizon LEFT JOIN page ON true ORDER BY page.change_xid::xid8, page.id`,
+      [after.xid, after.id, checkLimit(limit)],
+    );
+    const horizon = rows[0]!.horizon;
+    return { horizon, devices: rows.filter((r) => r.change_xid !== null).map((r) => ({ device: toDevice(r), xid: r.change_xid! })) };
+  }
+
   // ------------------------------------------------------------ issuers
 
   async upsertIssuer(i: Omit<IssuerRecord, 'id'>): Promise<IssuerRecord> {
     const { rows } = await this.query<IssuerRow>(
-      `INSERT INTO issuers (name, role, cert_der, ski, not_before, not_after, active)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)
+      `INSERT INTO issuers (name, role, cert_der, ski, not_before, not_after, active, lineage, activates_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
        ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, cert_der = EXCLUDED.cert_der, ski = EXCLUDED.ski,
-         not_before = EXCLUDED.not_before, not_after = EXCLUDED.not_after, active = EXCLUDED.active
+         not_before = EXCLUDED.not_before, not_after = EXCLUDED.not_after, active = EXCLUDED.active,
+         lineage = EXCLUDED.lineage, activates_at = EXCLUDED.activates_at
        RETURNING *`,
-      [i.name, i.role, i.certDer, i.ski, i.notBefore, i.notAfter, i.active],
+      [i.name, i.role, i.certDer, i.ski, i.notBefore, i.notAfter, i.active, i.lineage ?? i.name, i.activatesAt ?? i.notBefore],
     );
     return toIssuer(rows[0]!);
   }
@@ -949,6 +1038,54 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   async listIssuers(): Promise<IssuerRecord[]> {
     const { rows } = await this.query<IssuerRow>('SELECT * FROM issuers ORDER BY id');
     return rows.map(toIssuer);
+  }
+
+  async tryRolloverLock(lineage: string): Promise<(() => Promise<void>) | null> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw mapPgError(err);
+    }
+    const key = ['SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok', [ROLLOVER_LOCK_NS, lineage]] as const;
+    try {
+      const { rows } = await client.query<{ ok: boolean }>(key[0], [...key[1]]);
+      if (!rows[0]!.ok) {
+        client.release();
+        return null;
+      }
+    } catch (err) {
+      client.release(true);
+      throw mapPgError(err);
+    }
+    return async () => {
+      try {
+        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [ROLLOVER_LOCK_NS, lineage]);
+        client.release();
+      } catch {
+        // a dead connection took its session lock with it
+        client.release(true);
+      }
+    };
+  }
+
+  async announceIssuers(): Promise<void> {
+    await this.query("SELECT pg_notify('fleetca_issuers', '')");
+  }
+
+  async addLinkCertificates(links: LinkCertificate[]): Promise<void> {
+    await this.query(
+      `INSERT INTO ca_link_certificates (old_root, new_root, kind, cert_der, not_after)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[])`,
+      [links.map((l) => l.oldRoot), links.map((l) => l.newRoot), links.map((l) => l.kind), links.map((l) => l.certDer), links.map((l) => l.notAfter)],
+    );
+  }
+
+  async listLinkCertificates(): Promise<LinkCertificate[]> {
+    const { rows } = await this.query<{ old_root: string; new_root: string; kind: LinkCertificate['kind']; cert_der: Buffer; not_after: Date }>(
+      'SELECT old_root, new_root, kind, cert_der, not_after FROM ca_link_certificates ORDER BY id',
+    );
+    return rows.map((r) => ({ oldRoot: r.old_root, newRoot: r.new_root, kind: r.kind, certDer: r.cert_der, notAfter: r.not_after }));
   }
 
   // ------------------------------------------------------------ audit
@@ -1011,6 +1148,10 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     return crls.latestBaseAt(this.boundQuery, issuerId);
   }
 
+  lastStatusChange(issuerId: number): Promise<Date | null> {
+    return crls.lastStatusChange(this.boundQuery, issuerId);
+  }
+
   missingCrlEntries(limit: number): Promise<Array<RevokedEntry & { issuerId: number }>> {
     return rev.missingCrlEntries(this.pool, limit);
   }
@@ -1043,6 +1184,97 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
 
   listAdvisories(): Promise<Advisory[]> {
     return adv.listAdvisories(this.boundQuery);
+  }
+
+  // ------------------------------------------------------------ factory batches (pg-batches.ts)
+
+  async openBatch(b: NewBatch, audit: AuditEntry): Promise<{ batch: BatchRecord; created: boolean }> {
+    const { created } = await this.tx((c) => bat.openBatch(c, b, audit));
+    return { batch: (await bat.getBatch(this.boundQuery, b.id))!, created };
+  }
+
+  getBatch(id: string): Promise<BatchRecord | null> {
+    return bat.getBatch(this.boundQuery, id);
+  }
+
+  listBatches(filter: { limit?: number } = {}): Promise<BatchRecord[]> {
+    return bat.listBatches(this.boundQuery, filter.limit !== undefined ? checkLimit(filter.limit) : null);
+  }
+
+  withBatchLock<T>(id: string, fn: () => Promise<T>): Promise<T | null> {
+    return bat.withBatchLock(this.pool, id, fn);
+  }
+
+  registerBatchDevices(batchId: string, rows: BatchDeviceInput[], at: Date): Promise<Map<string, DeviceState>> {
+    return this.tx((c) => bat.registerBatchDevices(c, batchId, rows, at));
+  }
+
+  batchDevices(batchId: string, deviceIds: readonly string[]): Promise<Map<string, BatchDevice>> {
+    return bat.batchDevices(this.boundQuery, batchId, deviceIds);
+  }
+
+  batchCertificates(batchId: string): Promise<BatchCertificate[]> {
+    return bat.batchCertificates(this.boundQuery, batchId);
+  }
+
+  batchPendingIntents(batchId: string): Promise<string[]> {
+    return bat.batchPendingIntents(this.boundQuery, batchId);
+  }
+
+  recordBatchOutcomes(batchId: string, outcomes: BatchOutcome[], audit: AuditEntry[], at: Date): Promise<void> {
+    return this.tx((c) => bat.recordBatchOutcomes(c, batchId, outcomes, audit, at));
+  }
+
+  recordBatchRejects(batchId: string, rejects: BatchReject[], rowsTotal: number, at: Date): Promise<void> {
+    return this.tx((c) => bat.recordBatchRejects(c, batchId, rejects, rowsTotal, at));
+  }
+
+  listBatchRejects(batchId: string): Promise<BatchReject[]> {
+    return bat.listBatchRejects(this.boundQuery, batchId);
+  }
+
+  listBatchDevices(batchId: string, filter: { afterLine?: number; limit?: number } = {}): Promise<BatchDevice[]> {
+    return bat.listBatchDevices(this.boundQuery, batchId, filter.afterLine ?? null, filter.limit !== undefined ? checkLimit(filter.limit) : null);
+  }
+
+  async completeBatch(batchId: string, at: Date, audit: AuditEntry): Promise<BatchRecord> {
+    await this.tx((c) => bat.completeBatch(c, batchId, at, audit));
+    return (await bat.getBatch(this.boundQuery, batchId))!;
+  }
+
+  async markBatchRevoked(batchId: string, reason: string, at: Date, actor: string, audit: AuditEntry): Promise<BatchRecord> {
+    await this.tx((c) => bat.markBatchRevoked(c, batchId, reason, at, actor, audit));
+    return (await bat.getBatch(this.boundQuery, batchId))!;
+  }
+
+  // ------------------------------------------------------------ admin client certificates (pg-admin-certs.ts)
+
+  getAdminCa(): Promise<AdminCaRecord | null> {
+    return acert.getAdminCa(this.boundQuery);
+  }
+
+  saveAdminCa(ca: AdminCaRecord, audit: AuditEntry): Promise<AdminCaRecord> {
+    return acert.saveAdminCa(this.boundQuery, ca, audit);
+  }
+
+  reserveAdminCertificate(c: NewAdminCertificate, audit: AuditEntry): Promise<void> {
+    return acert.reserveAdminCertificate(this.boundQuery, c, audit);
+  }
+
+  completeAdminCertificate(serial: string, certDer: Buffer, fingerprint: Buffer, audit: AuditEntry): Promise<AdminCertificate> {
+    return acert.completeAdminCertificate(this.boundQuery, serial, certDer, fingerprint, audit);
+  }
+
+  findAdminCertificate(fingerprint: Buffer): Promise<AdminCertificate | null> {
+    return acert.findAdminCertificate(this.boundQuery, fingerprint);
+  }
+
+  listAdminCertificates(filter?: { name?: string }): Promise<AdminCertificate[]> {
+    return acert.listAdminCertificates(this.boundQuery, filter);
+  }
+
+  revokeAdminCertificates(by: { name: string } | { serial: string }, at: Date, actor: string): Promise<AdminCertificate[]> {
+    return acert.revokeAdminCertificates(this.boundQuery, by, at, actor);
   }
 
   // ------------------------------------------------------------ admin API tokens (pg-tokens.ts)
@@ -1150,8 +1382,8 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     return enr.markRequestIssued(this.boundQuery, id, serial);
   }
 
-  supersede(s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date }, audit: AuditEntry): Promise<string[]> {
-    return enr.supersede(this.boundQuery, s, audit);
+  supersede(s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date }, audit: AuditEntry, renewed?: AuditEntry | null): Promise<string[]> {
+    return enr.supersede(this.boundQuery, s, audit, renewed ?? null);
   }
 
   dueSuperseded(at: Date, limit: number): Promise<string[]> {
@@ -1164,6 +1396,28 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
 
   recordScepTransaction(t: ScepTransaction, at: Date): Promise<void> {
     return enr.recordScepTransaction(this.boundQuery, t, at);
+  }
+
+  // ------------------------------------------------------------ expiry tracking (pg-expiry.ts)
+
+  expiryCounts(now: Date, windowsMs: readonly number[]): Promise<ExpiryCounts[]> {
+    return exp.expiryCounts(this.boundQuery, now, windowsMs);
+  }
+
+  announceExpiring(p: { now: Date; actor: string; thresholds: ReadonlyArray<{ profile: string; ms: number; label: string }>; after: string; limit: number }): Promise<AnnounceResult> {
+    return exp.announceExpiring(this.boundQuery, { ...p, limit: checkLimit(p.limit) });
+  }
+
+  announceExpired(p: { now: Date; since: Date; actor: string; profiles: readonly string[]; after: string; limit: number }): Promise<AnnounceResult> {
+    return exp.announceExpired(this.boundQuery, { ...p, limit: checkLimit(p.limit) });
+  }
+
+  announceStale(p: { now: Date; since: Date; actor: string; windows: ReadonlyArray<{ profile: string; share: number | null; ms: number | null }>; after: string; limit: number }): Promise<AnnounceResult> {
+    return exp.announceStale(this.boundQuery, { ...p, limit: checkLimit(p.limit) });
+  }
+
+  exclusive<T>(job: ExclusiveJob, fn: () => Promise<T>): Promise<T | null> {
+    return exp.exclusive(this.pool, job, fn);
   }
 
   // ------------------------------------------------------------ audit chain (pg-audit.ts)

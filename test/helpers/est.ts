@@ -4,7 +4,7 @@
  * See /work/shared/interop/CLIENTS.md sections 1 and 3a for the command lines and their quirks.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,6 +78,23 @@ export function withoutTpmNoise(stderr: string): string {
 export function pki(args: string[], cwd: string): CliResult {
   const r = spawnSync('pki', args, { cwd, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: withoutTpmNoise(r.stderr) };
+}
+
+/**
+ * A private key made by `pki --gen` and a PEM CSR made from it by `pki --req`, as `<dir>/<name>.key`
+ * and `<dir>/<name>.csr` (ECDSA P-256, RSA-2048 — the only kind `pki --scep` takes — or Ed25519).
+ */
+export function pkiKeyAndCsr(dir: string, name: string, type: 'ecdsa' | 'rsa' | 'ed25519', cn: string): { key: string; csr: string } {
+  const size = type === 'ecdsa' ? ['--size', '256'] : type === 'rsa' ? ['--size', '2048'] : [];
+  const gen = pki(['--gen', '--type', type, ...size, '--outform', 'pem'], dir);
+  if (gen.code !== 0) throw new Error(`pki --gen failed: ${gen.stderr}`);
+  const key = path.join(dir, `${name}.key`);
+  writeFileSync(key, gen.stdout);
+  const req = pki(['--req', '--type', 'priv', '--in', key, '--dn', `CN=${cn}`, '--outform', 'pem'], dir);
+  if (req.code !== 0) throw new Error(`pki --req failed: ${req.stderr}`);
+  const csr = path.join(dir, `${name}.csr`);
+  writeFileSync(csr, req.stdout);
+  return { key, csr };
 }
 
 export interface CurlResult {

@@ -1,7 +1,8 @@
 /**
  * The admin API over HTTPS with curl: tokens from `fleetca token create`, every route tried with
  * every role (allowed → past authorisation, denied → 403), the OpenAPI document against the route
- * table, problem+json errors, pagination, and the SOC's quarantine through the API.
+ * table, problem+json errors, pagination, the SOC's quarantine, firmware advisories and token
+ * management through the API.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -39,6 +40,9 @@ beforeAll(async () => {
       ['token', 'create', '--role', 'admin', '--name', 'to-revoke'],
       ['token', 'revoke', 'to-revoke'],
       ['token', 'create', '--role', 'admin', '--name', 'short', '--ttl', '2s'],
+      ['device', 'add', 'fw-old', '--model', 'Z9', '--firmware', '1.2.0'],
+      ['device', 'add', 'fw-new', '--model', 'Z9', '--firmware', '2.1'],
+      ['device', 'add', 'fw-none', '--model', 'Z9'],
     ],
     env,
   );
@@ -60,8 +64,9 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function api(method: string, p: string, opts: { token?: string | null; body?: unknown; raw?: string; type?: string } = {}) {
+function api(method: string, p: string, opts: { token?: string | null; body?: unknown; raw?: string; type?: string; headers?: string[] } = {}) {
   const args = ['--cacert', f('root.pem'), '-X', method];
+  for (const h of opts.headers ?? []) args.push('-H', h);
   if (opts.token !== null) args.push('-H', `Authorization: Bearer ${opts.token ?? tokens.get('admin')}`);
   if (opts.body !== undefined || opts.raw !== undefined) {
     writeFileSync(f('body.json'), opts.raw ?? JSON.stringify(opts.body));
@@ -79,12 +84,26 @@ function api(method: string, p: string, opts: { token?: string | null; body?: un
 
 /** A concrete path for a route, on ids that do not exist for mutations (no side effects). */
 function concrete(p: string, method: string): string {
-  return p.replace('{id}', method === 'get' && p.startsWith('/devices') ? 'cam-api-1' : 'ghost').replace('{serial}', method === 'get' ? serial : '0badc0de');
+  return p
+    .replace('{id}', method === 'get' && p.startsWith('/devices') ? 'cam-api-1' : p.startsWith('/advisories') ? '999999' : 'ghost')
+    .replace('{serial}', method === 'get' ? serial : '0badc0de')
+    .replace('{name}', 'ghost');
+}
+
+/** A body for a route in the role matrix that passes its schema without lasting side effects. */
+function sampleBody(p: string, role: Role): unknown {
+  if (p.endsWith('/quarantine')) return { reason: 'matrix' };
+  if (p === '/secrets') return { device: `matrix-${role}`, profile: 'camera' };
+  if (p === '/advisories') return { model: 'Z9', firmware: '<2', action: 'quarantine', reason: 'matrix', dry_run: true };
+  if (p === '/tokens') return { name: `matrix-${role}`, role: 'nac', ttl: '1h' };
+  if (p === '/devices/{id}') return { segment: 'matrix' };
+  if (p === '/batches/{id}/revoke') return { reason: 'superseded' };
+  return {};
 }
 
 describe('roles: every route with every role', () => {
   it.each(ROUTES.flatMap((r) => ROLES.map((role) => [r.method.toUpperCase(), r.path, role, r.roles.includes(role)] as const)))('%s %s as %s (allowed: %s)', (method, p, role, allowed) => {
-    const body = method === 'POST' ? (p.endsWith('/quarantine') ? { reason: 'matrix' } : p === '/secrets' ? { device: `matrix-${role}`, profile: 'camera' } : {}) : undefined;
+    const body = method === 'POST' || method === 'PATCH' ? sampleBody(p, role) : undefined;
     const r = api(method, concrete(p, method.toLowerCase()), { token: tokens.get(role)!, ...(body !== undefined ? { body } : {}) });
     if (allowed) {
       expect([401, 403], `${r.status} ${r.body.toString()}`).not.toContain(r.status);
@@ -146,12 +165,244 @@ describe('devices, certificates, quarantine through the API', () => {
     expect(api('GET', `/certificates/${serial}`).json.status).toBe('valid');
   });
 
+  it('the inventory: filters (firmware range, stale, criticality), the device with its certificate history, PATCH of segment and NAC role', () => {
+    const fw = api('GET', '/devices?model=Z9&firmware=%3C2');
+    expect(fw.status, fw.body.toString()).toBe(200);
+    expect((fw.json.items as Array<{ id: string }>).map((d) => d.id)).toEqual(['fw-old']);
+    // a judged filter pages too: one per page, the cursor carries on
+    const p1 = api('GET', '/devices?model=Z9&firmware=%3E%3D1&limit=1');
+    expect((p1.json.items as Array<{ id: string }>).map((d) => d.id)).toEqual(['fw-new']);
+    const p2 = api('GET', `/devices?model=Z9&firmware=%3E%3D1&limit=1&cursor=${String(p1.json.next_cursor)}`);
+    expect((p2.json.items as Array<{ id: string }>).map((d) => d.id)).toEqual(['fw-old']);
+    expect(p2.json.next_cursor).toBeNull();
+    expect(api('GET', '/devices?stale=true').json.items).toEqual([]);
+    expect(api('GET', '/devices?criticality=high').json.items).toEqual([]);
+    const bad = api('GET', '/devices?firmware=%3C%3C2');
+    expect(bad.status).toBe(400);
+    expect(bad.json.detail).toMatch(/version range "<<2"/);
+
+    const d = api('GET', '/devices/cam-api-1');
+    expect(d.json).toMatchObject({ id: 'cam-api-1', criticality: 'normal', nac_role: 'cameras', certificate_health: 'current', stale: false });
+    expect((d.json.certificates as Array<{ serial: string }>).map((c) => c.serial)).toEqual([serial]);
+    expect((d.json.current_certificate as { serial: string }).serial).toBe(serial);
+
+    const sqlish = "vlan'); DROP TABLE devices; --";
+    const u = api('PATCH', '/devices/cam-api-2', { token: tokens.get('operator')!, body: { segment: sqlish, nac_role: 'lab', macs: ['AA-BB-CC-DD-EE-FF'] } });
+    expect(u.status, u.body.toString()).toBe(200);
+    expect(u.json).toMatchObject({ segment: sqlish, nac_role_override: 'lab', macs: ['aa:bb:cc:dd:ee:ff'] });
+    expect(api('GET', `/devices?segment=${encodeURIComponent(sqlish)}`).json.items).toMatchObject([{ id: 'cam-api-2', nac_role: 'lab' }]);
+    const audit = api('GET', '/audit?target=cam-api-2&action=device.updated', { token: tokens.get('auditor')! });
+    expect((audit.json.items as Array<{ actor: string }>)[0]).toMatchObject({ actor: 'api:t-operator' });
+    expect(api('PATCH', '/devices/cam-api-2', { token: tokens.get('operator')!, body: { segment: null } }).json.segment).toBeNull();
+    expect(api('PATCH', '/devices/cam-api-2', { body: {} }).status).toBe(400);
+    expect(api('PATCH', '/devices/cam-api-2', { body: { macs: ['nope'] } }).status).toBe(400);
+    expect(api('PATCH', '/devices/cam-api-2', { body: { state: 'retired' } }).status).toBe(400);
+    expect(api('PATCH', '/devices/ghost', { body: { segment: 'x' } }).status).toBe(404);
+  });
+
   it('certificate search by device; revoke with a reason', () => {
     const s = api('GET', '/certificates?device=cam-api-1&status=valid');
     expect((s.json.items as Array<{ serial: string }>).map((c) => c.serial)).toEqual([serial]);
     const r = api('POST', `/certificates/${serial}/revoke`, { token: tokens.get('operator')!, body: { reason: 'keyCompromise' } });
     expect(r.json).toMatchObject({ status: 'revoked', revocation_reason: 'keyCompromise' });
     expect(api('POST', `/certificates/${serial}/release`, { token: tokens.get('operator')! }).status).toBe(409);
+  });
+});
+
+type AdvisoryJson = { id: number; model: string; firmware: string; action: string; max_validity: string | null; reason: string; devices: string[]; created_by: string; withdrawn_at: string | null; withdrawn_by: string | null };
+type AuditJson = { actor: string; target: string; details: Record<string, unknown> };
+const audit = (target: string, action: string) =>
+  api('GET', `/audit?target=${encodeURIComponent(target)}&action=${encodeURIComponent(action)}`, { token: tokens.get('auditor')! }).json.items as AuditJson[];
+
+describe('firmware advisories through the API', () => {
+  const apply = (body: Record<string, unknown>) => api('POST', '/advisories', { token: tokens.get('operator')!, body });
+
+  it('dry_run selects by model and range (no firmware → never) and changes nothing; malformed range, duration or action → 400 naming it; nothing recorded', () => {
+    const dry = apply({ model: 'Z9', firmware: '<2', action: 'quarantine', reason: 'dry', dry_run: true });
+    expect(dry.status, dry.body.toString()).toBe(200);
+    expect(dry.json).toEqual({ dry_run: true, advisory: null, devices: ['fw-old'], skipped: [], counts: { devices: 1, skipped: 0 } });
+    expect(api('GET', '/devices/fw-old').json.state).toBe('active');
+    for (const firmware of ['~2.4', "<2'; DROP TABLE devices; --"]) {
+      const r = apply({ model: 'Z9', firmware, action: 'quarantine', reason: 'bad range' });
+      expect(r.status, r.body.toString()).toBe(400);
+      expect(header(r.headers, 'content-type')).toMatch(/^application\/problem\+json/);
+      expect(r.json.detail).toContain(`version range "${firmware}"`);
+    }
+    const dur = apply({ model: 'Z9', firmware: '<2', action: 'shorten', max_validity: 'soon', reason: 'bad duration' });
+    expect(dur.status).toBe(400);
+    expect(dur.json.detail).toMatch(/^max_validity: /);
+    expect(apply({ model: 'Z9', firmware: '<2', action: 'restrict', reason: 'no profile' }).status).toBe(400);
+    expect(apply({ model: 'Z9', firmware: '<2', action: 'shorten', reason: 'no validity' }).status).toBe(400);
+    const act = apply({ model: 'Z9', firmware: '<2', action: 'delete', reason: 'x' });
+    expect(act.status).toBe(400);
+    expect(JSON.stringify(act.json.errors)).toMatch(/action/);
+    const list = api('GET', '/advisories', { token: tokens.get('auditor')! });
+    expect(list.status).toBe(200);
+    expect(list.json.items).toEqual([]);
+  });
+
+  it('quarantine as operator: the selected devices quarantined, the SQL-looking reason kept verbatim, the audit records of the CLI path with the API actor; a rerun skips them; withdraw once, then 409', () => {
+    const reason = "CVE-2026-0003'); DROP TABLE advisories; --";
+    const a = apply({ model: 'Z9', firmware: '<2', action: 'quarantine', reason });
+    expect(a.status, a.body.toString()).toBe(200);
+    expect(a.json).toMatchObject({ dry_run: false, devices: ['fw-old'], skipped: [], counts: { devices: 1, skipped: 0 } });
+    const adv = a.json.advisory as AdvisoryJson;
+    expect(adv).toMatchObject({ model: 'Z9', firmware: '<2', action: 'quarantine', max_validity: null, reason, devices: ['fw-old'], created_by: 'api:t-operator', withdrawn_at: null });
+    expect(api('GET', '/devices/fw-old').json.state).toBe('quarantined');
+    expect(api('GET', '/devices/fw-new').json.state).toBe('active');
+    expect(audit(`advisory:${adv.id}`, 'advisory.applied')[0]).toMatchObject({ actor: 'api:t-operator', details: { model: 'Z9', firmware: '<2', action: 'quarantine', devices: 1, reason } });
+    expect(audit('fw-old', 'device.quarantined')[0]).toMatchObject({ actor: 'api:t-operator', details: { reason: `advisory ${adv.id}: ${reason}` } });
+
+    const again = apply({ model: 'Z9', firmware: '<2', action: 'quarantine', reason: 'again' });
+    expect(again.json).toMatchObject({ devices: ['fw-old'], skipped: ['fw-old'], counts: { devices: 1, skipped: 1 } });
+    const list = api('GET', '/advisories', { token: tokens.get('auditor')! }).json.items as AdvisoryJson[];
+    expect(list.map((x) => x.id)).toEqual([adv.id, (again.json.advisory as AdvisoryJson).id]);
+    expect(list[0]!.reason).toBe(reason);
+
+    const w = api('POST', `/advisories/${adv.id}/withdraw`, { token: tokens.get('operator')! });
+    expect(w.status, w.body.toString()).toBe(200);
+    expect(w.json).toMatchObject({ id: adv.id, withdrawn_by: 'api:t-operator' });
+    expect(w.json.withdrawn_at).toEqual(expect.any(String));
+    expect(audit(`advisory:${adv.id}`, 'advisory.withdrawn')[0]).toMatchObject({ actor: 'api:t-operator' });
+    expect(api('POST', `/advisories/${adv.id}/withdraw`, { token: tokens.get('operator')! }).status).toBe(409);
+    expect(api('POST', '/advisories/first/withdraw').status).toBe(400);
+    // a quarantine stays until it is released per device
+    expect(api('GET', '/devices/fw-old').json.state).toBe('quarantined');
+  });
+
+  it('shorten with max_validity "1d12h": recorded and returned in the same duration form', () => {
+    const a = apply({ model: 'Z9', firmware: '>=2', action: 'shorten', max_validity: '1d12h', reason: 'CVE-2026-0004' });
+    expect(a.status, a.body.toString()).toBe(200);
+    expect(a.json.advisory).toMatchObject({ action: 'shorten', max_validity: '1d12h', devices: ['fw-new'] });
+    expect(api('POST', `/advisories/${(a.json.advisory as AdvisoryJson).id}/withdraw`).status).toBe(200);
+  });
+});
+
+describe('API tokens through the API', () => {
+  it('list: names, roles, expiry, revocation and last use, never a secret', () => {
+    const r = api('GET', '/tokens');
+    expect(r.status).toBe(200);
+    const items = r.json.items as Array<Record<string, unknown>>;
+    expect(items.map((t) => t.name)).toEqual(expect.arrayContaining([...ROLES.map((x) => `t-${x}`), 'to-revoke', 'short']));
+    for (const t of items) expect(Object.keys(t).sort()).toEqual(['created_at', 'created_by', 'expires_at', 'last_used_at', 'name', 'revoked_at', 'role']);
+    expect(items.find((t) => t.name === 'to-revoke')!.revoked_at).toEqual(expect.any(String));
+    expect(r.body.toString()).not.toMatch(/fca_/);
+  });
+
+  it('create shows the token once and it works for its role; audited with the API actor; duplicate → 409, bad input → 400; revoke by name → 401 from then on; again → 404', () => {
+    const c = api('POST', '/tokens', { body: { name: 'nac-ise', role: 'nac', ttl: '1h' } });
+    expect(c.status, c.body.toString()).toBe(200);
+    expect(c.json).toMatchObject({ name: 'nac-ise', role: 'nac', created_by: 'api:t-admin', revoked_at: null });
+    const lifeMs = Date.parse(String(c.json.expires_at)) - Date.parse(String(c.json.created_at));
+    expect(lifeMs).toBe(3_600_000);
+    const token = String(c.json.token);
+    expect(token).toMatch(/^fca_[a-z2-7]{16}\.[A-Za-z0-9_-]{43}$/);
+    expect(api('GET', '/openapi.json', { token }).status).toBe(200);
+    expect(api('GET', '/devices', { token }).status).toBe(403);
+    expect(audit('nac-ise', 'token.created')[0]).toMatchObject({ actor: 'api:t-admin', details: { role: 'nac' } });
+    expect(api('GET', '/tokens').body.toString()).not.toContain(token.slice(4));
+    // the default lifetime is the CLI's
+    const d = api('POST', '/tokens', { body: { name: 'default-ttl', role: 'auditor' } });
+    expect(Date.parse(String(d.json.expires_at)) - Date.parse(String(d.json.created_at))).toBe(30 * 86_400_000);
+
+    expect(api('POST', '/tokens', { body: { name: 'nac-ise', role: 'nac' } }).status).toBe(409);
+    const role = api('POST', '/tokens', { body: { name: 'x', role: 'root' } });
+    expect(role.status).toBe(400);
+    expect(JSON.stringify(role.json.errors)).toMatch(/role/);
+    expect(api('POST', '/tokens', { body: { name: 'x', role: 'nac', ttl: 'forever' } }).json.detail).toMatch(/^ttl: /);
+    expect(api('POST', '/tokens', { body: { name: "Robert'); DROP TABLE api_tokens; --", role: 'nac' } }).status).toBe(400);
+
+    const rv = api('POST', '/tokens/nac-ise/revoke');
+    expect(rv.status, rv.body.toString()).toBe(200);
+    expect(rv.json).toEqual({ name: 'nac-ise', revoked: true });
+    expect(audit('nac-ise', 'token.revoked')[0]).toMatchObject({ actor: 'api:t-admin' });
+    expect(api('GET', '/openapi.json', { token }).status).toBe(401);
+    expect(api('POST', '/tokens/nac-ise/revoke').status).toBe(404);
+  });
+});
+
+describe('the NAC feed and trust bundle (role nac)', () => {
+  const nac = () => tokens.get('nac')!;
+  type Identity = { device_id: string; allowed: boolean; nac_role: string | null; certificate: { serial: string; status: string; sha256_fingerprint: string } | null };
+  /** Every identity from a cursor on, following next_cursor through full pages. */
+  function drain(since: string | null, limit = 1000): { items: Identity[]; cursor: string } {
+    const items: Identity[] = [];
+    for (;;) {
+      const r = api('GET', `/nac/identities?limit=${limit}${since ? `&since=${since}` : ''}`, { token: nac() });
+      expect(r.status, r.body.toString()).toBe(200);
+      const page = r.json.items as Identity[];
+      items.push(...page);
+      since = r.json.next_cursor as string;
+      if (page.length < limit) return { items, cursor: since };
+    }
+  }
+
+  it('a full read, then only what changed: a hold brings the device back not allowed, a release allowed again', () => {
+    opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('nac.key'), '-subj', '/CN=cam-nac-1', '-out', f('nac.csr')]);
+    const issued = fleetca(['issue', '--profile', 'camera', '--device', 'cam-nac-1', '--csr', f('nac.csr')], env);
+    expect(issued.code, issued.stderr).toBe(0);
+    const serial = opensslOk(['x509', '-noout', '-serial'], issued.stdout).trim().replace(/^serial=/, '');
+    const full = drain(null);
+    const cam = full.items.find((i) => i.device_id === 'cam-nac-1')!;
+    expect(cam).toMatchObject({ allowed: true, nac_role: 'cameras', certificate: { serial, status: 'valid' } });
+    // the revoked certificate of cam-api-1 is not current: no certificate, not allowed
+    expect(full.items.find((i) => i.device_id === 'cam-api-1')).toMatchObject({ allowed: false, certificate: null });
+    expect(cam.certificate!.sha256_fingerprint).toMatch(/^[0-9a-f]{64}$/);
+    // paging by two gives the same devices
+    expect(drain(null, 2).items.map((i) => i.device_id).sort()).toEqual(full.items.map((i) => i.device_id).sort());
+    expect(drain(full.cursor).items).toEqual([]);
+
+    expect(api('POST', `/certificates/${serial}/hold`, { token: tokens.get('operator')! }).status).toBe(200);
+    const afterHold = drain(full.cursor);
+    expect(afterHold.items).toMatchObject([{ device_id: 'cam-nac-1', allowed: false, certificate: { status: 'hold' } }]);
+    expect(api('POST', `/certificates/${serial}/release`, { token: tokens.get('operator')! }).status).toBe(200);
+    expect(drain(afterHold.cursor).items).toMatchObject([{ device_id: 'cam-nac-1', allowed: true }]);
+  });
+
+  it('ETag: nothing new → 304 to If-None-Match; a garbage cursor → 400; the nac token elsewhere → 403', () => {
+    const { cursor } = drain(null);
+    const r = api('GET', `/nac/identities?since=${cursor}`, { token: nac() });
+    const etag = header(r.headers, 'etag')!;
+    expect(etag).toMatch(/^"[\w-]+"$/);
+    const again = api('GET', `/nac/identities?since=${cursor}`, { token: nac(), headers: [`If-None-Match: ${etag}`] });
+    expect(again.status).toBe(304);
+    expect(again.body.length).toBe(0);
+    expect(api('GET', '/nac/identities?since=garbage', { token: nac() }).status).toBe(400);
+    expect(api('GET', `/nac/identities?since=${Buffer.from(JSON.stringify(['1; DROP TABLE devices', ''])).toString('base64url')}`, { token: nac() }).status).toBe(400);
+    expect(api('GET', '/devices', { token: nac() }).status).toBe(403);
+  });
+
+  it('the bundle: the device CA and the root, never the manufacturing CA; ETag and 304', () => {
+    const r = api('GET', '/nac/bundle', { token: nac() });
+    expect(r.status).toBe(200);
+    expect(header(r.headers, 'content-type')).toMatch(/^application\/pem-certificate-chain/);
+    const subjects = pemBlocks(r.body.toString()).map((b) => opensslOk(['x509', '-noout', '-subject'], b).trim());
+    expect(subjects).toEqual([expect.stringMatching(/CN ?= ?fleetca Device CA/), expect.stringMatching(/CN ?= ?fleetca Root CA/)]);
+    const etag = header(r.headers, 'etag')!;
+    expect(api('GET', '/nac/bundle', { token: nac(), headers: [`If-None-Match: W/${etag}, "other"`] }).status).toBe(304);
+  });
+});
+
+describe('factory batches (role factory)', () => {
+  it('list and show a batch run by the CLI; recall it over the API (again: nothing more to revoke); bad reason → 400; unknown → 404', () => {
+    writeFileSync(f('manifest.csv'), 'device_id,mac,model\nfab-1,aa:bb:cc:00:00:01,F1\nfab-2,aa:bb:cc:00:00:02,F1\n');
+    writeFileSync(f('batch.pw'), 'factory batch password\n', { mode: 0o600 });
+    const run = fleetca(['batch', 'run', f('manifest.csv'), '--out', f('batch-out'), '--profile', 'camera', '--keygen', 'server', '--key-password-file', f('batch.pw'), '--batch-id', 'line-7'], env);
+    expect(run.code, run.stderr).toBe(0);
+    const factory = tokens.get('factory')!;
+    const list = api('GET', '/batches', { token: factory });
+    expect(list.status).toBe(200);
+    expect((list.json.items as Array<{ id: string; done: number }>).find((b) => b.id === 'line-7')).toMatchObject({ done: 2 });
+    expect(api('GET', '/batches/line-7', { token: factory }).json).toMatchObject({ id: 'line-7', state: 'complete', rejects: [] });
+    expect(api('GET', '/batches/nope', { token: factory }).status).toBe(404);
+    expect(api('POST', '/batches/line-7/revoke', { token: factory, body: { reason: 'certificateHold' } }).status).toBe(400);
+    const recall = api('POST', '/batches/line-7/revoke', { token: factory, body: { reason: 'keyCompromise' } });
+    expect(recall.status, recall.body.toString()).toBe(200);
+    expect(recall.json).toMatchObject({ batch: 'line-7', already_revoked: 0 });
+    expect(recall.json.revoked as string[]).toHaveLength(2);
+    expect(api('POST', '/batches/line-7/revoke', { token: factory, body: { reason: 'keyCompromise' } }).json).toMatchObject({ revoked: [], already_revoked: 2 });
+    const audit = api('GET', '/audit?target=batch:line-7&action=batch.revoked', { token: tokens.get('auditor')! });
+    expect((audit.json.items as Array<{ actor: string }>)[0]).toMatchObject({ actor: 'api:t-factory' });
   });
 });
 

@@ -18,7 +18,7 @@ import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { configCopy, fleetca, openssl, opensslOk, startServe, type RunningServe } from '../helpers/cli.js';
-import { curl, fleetcaBatch, freePort, header, httpOverSocket, pemBlocks, pki, runAsync, tlsConnect, withoutTpmNoise } from '../helpers/est.js';
+import { curl, fleetcaBatch, freePort, header, httpOverSocket, pemBlocks, pki, pkiKeyAndCsr as makeKeyAndCsr, runAsync, tlsConnect, withoutTpmNoise } from '../helpers/est.js';
 
 const PKCS7_CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
 
@@ -117,15 +117,7 @@ const basic = (device: string) => `${device}:${secret.get(device)!}`;
 const trustArgs = () => ['--cacert', f('root.pem'), '--cacert', f('device-ca.pem')];
 
 /** A key and a PEM CSR made by pki itself (`--type ecdsa` P-256 or `ed25519`). */
-function pkiKeyAndCsr(name: string, type: 'ecdsa' | 'ed25519', cn: string): { key: string; csr: string } {
-  const gen = pki(['--gen', '--type', type, ...(type === 'ecdsa' ? ['--size', '256'] : []), '--outform', 'pem'], dir);
-  expect(gen.code, gen.stderr).toBe(0);
-  writeFileSync(f(`${name}.key`), gen.stdout);
-  const req = pki(['--req', '--type', 'priv', '--in', f(`${name}.key`), '--dn', `CN=${cn}`, '--outform', 'pem'], dir);
-  expect(req.code, req.stderr).toBe(0);
-  writeFileSync(f(`${name}.csr`), req.stdout);
-  return { key: f(`${name}.key`), csr: f(`${name}.csr`) };
-}
+const pkiKeyAndCsr = (name: string, type: 'ecdsa' | 'ed25519', cn: string) => makeKeyAndCsr(dir, name, type, cn);
 
 /** An openssl P-256 key and the base64 (line-wrapped by `openssl base64`) of its DER CSR. */
 function opensslKeyAndCsr(name: string, cn: string, key?: string): { key: string; b64: string } {
