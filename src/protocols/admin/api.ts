@@ -22,6 +22,7 @@ import type { InventoryEntry, InventoryFilter } from '../../enrollment/inventory
 import { pemEncode } from '../../pki/pem.js';
 import type { NacIdentity } from '../../enrollment/nac.js';
 import { batchRejectView, batchView } from '../../bulk/views.js';
+import { RECALL_REASONS } from '../../bulk/recall.js';
 import type { BatchRecord, BatchReject } from '../../bulk/ports.js';
 import { createHash } from 'node:crypto';
 import type { CertificateRecord, CertificateStatus, DevicePatch, DeviceRecord, RevocationReason } from '../../ca/ports.js';
@@ -155,7 +156,8 @@ const secretBody = z.strictObject({ device: text(128).min(1), profile: text(64).
 const decideBody = z.strictObject({ reason: text(1000).optional() });
 const requestQuery = z.strictObject({ state: z.enum(['pending', 'approved', 'rejected', 'issued', 'all']).default('pending') });
 const batchQuery = z.strictObject({ limit: LIMIT });
-const batchRevokeBody = z.strictObject({ reason: z.enum(['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn']) });
+// the reasons a recall may give: bulk/recall.ts decides (a hold is not a recall)
+const batchRevokeBody = z.strictObject({ reason: z.enum(RECALL_REASONS as [RevocationReason, ...RevocationReason[]]) });
 const nacQuery = z.strictObject({ since: text(512).optional(), limit: LIMIT });
 const auditQuery = z.strictObject({ target: text(256).optional(), action: text(128).optional(), limit: LIMIT });
 const advisoryBody = z.strictObject({
