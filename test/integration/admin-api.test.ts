@@ -337,30 +337,60 @@ describe('the NAC feed and trust bundle (role nac)', () => {
     }
   }
 
-  it('a full read, then only what changed: a hold brings the device back not allowed, a release allowed again', () => {
+  /**
+   * Reads on from `since` until `want` says the identities so far are complete. The feed may lag:
+   * it never reads past a transaction still open anywhere on the server (on a shared server,
+   * another test's), so a change arrives once those ended — never skipped, maybe a read later.
+   */
+  async function drainUntil(since: string | null, want: (items: Identity[]) => boolean, limit = 1000): Promise<{ items: Identity[]; cursor: string }> {
+    const items: Identity[] = [];
+    let cursor = since;
+    await pollUntil(
+      'the change reaches the NAC feed',
+      () => {
+        const r = drain(cursor, limit);
+        items.push(...r.items);
+        cursor = r.cursor;
+        return want(items);
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
+    return { items, cursor: cursor! };
+  }
+  const has = (id: string) => (items: Identity[]) => items.some((i) => i.device_id === id);
+
+  it('a full read, then only what changed: a hold brings the device back not allowed, a release allowed again', async () => {
     opensslOk(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('nac.key'), '-subj', '/CN=cam-nac-1', '-out', f('nac.csr')]);
     const issued = fleetca(['issue', '--profile', 'camera', '--device', 'cam-nac-1', '--csr', f('nac.csr')], env);
     expect(issued.code, issued.stderr).toBe(0);
     const serial = opensslOk(['x509', '-noout', '-serial'], issued.stdout).trim().replace(/^serial=/, '');
-    const full = drain(null);
+    const full = await drainUntil(null, has('cam-nac-1'));
     const cam = full.items.find((i) => i.device_id === 'cam-nac-1')!;
     expect(cam).toMatchObject({ allowed: true, nac_role: 'cameras', certificate: { serial, status: 'valid' } });
     // the revoked certificate of cam-api-1 is not current: no certificate, not allowed
     expect(full.items.find((i) => i.device_id === 'cam-api-1')).toMatchObject({ allowed: false, certificate: null });
     expect(cam.certificate!.sha256_fingerprint).toMatch(/^[0-9a-f]{64}$/);
     // paging by two gives the same devices
-    expect(drain(null, 2).items.map((i) => i.device_id).sort()).toEqual(full.items.map((i) => i.device_id).sort());
-    expect(drain(full.cursor).items).toEqual([]);
+    expect(new Set(drain(null, 2).items.map((i) => i.device_id))).toEqual(new Set(full.items.map((i) => i.device_id)));
+    // nothing about it comes again (other devices' lagging changes may)
+    const settled = drain(full.cursor);
+    expect(settled.items.every((i) => i.device_id !== 'cam-nac-1')).toBe(true);
 
     expect(api('POST', `/certificates/${serial}/hold`, { token: tokens.get('operator')! }).status).toBe(200);
-    const afterHold = drain(full.cursor);
+    const afterHold = await drainUntil(settled.cursor, has('cam-nac-1'));
     expect(afterHold.items).toMatchObject([{ device_id: 'cam-nac-1', allowed: false, certificate: { status: 'hold' } }]);
     expect(api('POST', `/certificates/${serial}/release`, { token: tokens.get('operator')! }).status).toBe(200);
-    expect(drain(afterHold.cursor).items).toMatchObject([{ device_id: 'cam-nac-1', allowed: true }]);
+    expect((await drainUntil(afterHold.cursor, has('cam-nac-1'))).items).toMatchObject([{ device_id: 'cam-nac-1', allowed: true }]);
   });
 
-  it('ETag: nothing new → 304 to If-None-Match; a garbage cursor → 400; the nac token elsewhere → 403', () => {
-    const { cursor } = drain(null);
+  it('ETag: nothing new → 304 to If-None-Match; a garbage cursor → 400; the nac token elsewhere → 403', async () => {
+    // read until nothing more comes (lagging changes included): from then on the answer is empty
+    let { cursor } = drain(null);
+    await pollUntil('the feed is drained', () => {
+      const r = drain(cursor);
+      cursor = r.cursor;
+      return r.items.length === 0;
+    }, { timeoutMs: 15_000, intervalMs: 100 });
     const r = api('GET', `/nac/identities?since=${cursor}`, { token: nac() });
     const etag = header(r.headers, 'etag')!;
     expect(etag).toMatch(/^"[\w-]+"$/);

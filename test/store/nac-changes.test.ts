@@ -40,6 +40,27 @@ async function drain(from: NacCursor, limit = 1000): Promise<{ ids: string[]; cu
 
 const ZERO: NacCursor = { xid: '0', id: '' };
 
+/**
+ * Waits until every change made so far is below the server's snapshot horizon. The feed never
+ * reads past a transaction still open anywhere on the server (on a shared server, another test's),
+ * so a change arrives once those ended — never skipped, but maybe a read later. Tests that expect
+ * an exact answer wait for that first.
+ */
+async function settle(): Promise<void> {
+  const { rows } = await store.pool.query<{ x: string | null }>(
+    'SELECT greatest((SELECT max(nac_xid) FROM devices), (SELECT max(xid) FROM nac_changes))::text AS x',
+  );
+  const last = rows[0]!.x;
+  if (last === null) return;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const r = await store.pool.query<{ past: boolean }>('SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8 AS past', [last]);
+    if (r.rows[0]!.past) return;
+    if (Date.now() > deadline) throw new Error('the snapshot horizon did not pass the last change in 15 s');
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
 describe('NAC change feed', () => {
   let cursor: NacCursor;
   let serial: string;
@@ -47,6 +68,7 @@ describe('NAC change feed', () => {
   it('from zero: every device, with its current certificate', async () => {
     for (const id of ['nac-a', 'nac-b', 'nac-c']) await store.addDevice({ id, macs: ['aa:bb:cc:00:00:01'] }, T0);
     serial = await issue('nac-a');
+    await settle();
     const first = await store.nacChanges(ZERO, 100);
     expect(first.devices.map((d) => d.device.id).sort()).toEqual(['nac-a', 'nac-b', 'nac-c']);
     expect(first.devices.find((d) => d.device.id === 'nac-a')!.device.current).toMatchObject({ serial, status: 'valid' });
@@ -56,16 +78,19 @@ describe('NAC change feed', () => {
 
   it('a record update, an issuance and a status change each bring the device back; nothing else comes back', async () => {
     await store.updateDevice('nac-b', { segment: 'bldg-9' }, at(DAY));
+    await settle();
     let r = await drain(cursor);
     expect(r.ids).toEqual(['nac-b']);
     cursor = r.cursor;
 
     await store.revoke({ serial, reason: 'certificateHold', at: at(DAY), actor: 'soc', crlEntry: crlEntryOf });
+    await settle();
     r = await drain(cursor);
     expect(r.ids).toEqual(['nac-a']);
     cursor = r.cursor;
 
     await issue('nac-c');
+    await settle();
     r = await drain(cursor);
     expect(r.ids).toEqual(['nac-c']);
     cursor = r.cursor;
@@ -73,6 +98,7 @@ describe('NAC change feed', () => {
 
   it('pages of one continue after their last change and end with the same devices as one read', async () => {
     for (const id of ['nac-a', 'nac-b', 'nac-c']) await store.updateDevice(id, { firmware: '2.0' }, at(2 * DAY));
+    await settle();
     const paged = await drain(cursor, 1);
     const whole = await drain(cursor, 1000);
     expect(paged.ids).toEqual(whole.ids);
@@ -92,6 +118,7 @@ describe('NAC change feed', () => {
       const during = await drain(cursor);
       expect(during.ids).toEqual([]);
       await client.query('COMMIT');
+      await settle();
       const after = await drain(during.cursor);
       expect(after.ids).toEqual(['nac-b', 'nac-c']);
       expect((await store.nacChanges({ xid: '0', id: '' }, 100)).devices.find((d) => d.device.id === 'nac-b')!.device.model).toBe('late');
