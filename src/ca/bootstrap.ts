@@ -11,7 +11,7 @@
  *
  * and publishes every CA's first CRL, so relying parties never see "no CRL".
  */
-import crypto, { type KeyObject } from 'node:crypto';
+import crypto from 'node:crypto';
 import { conflict, internal } from '../core/errors.js';
 import type { Clock, RandomBytes } from '../core/clock.js';
 import type { CaKeyType, FleetcaConfig, IssuerSettings } from '../config/schema.js';
@@ -26,7 +26,7 @@ import type { KeyStore } from '../signing/key-store.js';
 import { CertificateAuthority, type IssuedCertificate } from './issuance.js';
 import { buildIssuerRuntime, type IssuerRuntime } from './issuers.js';
 import { crlSettingsOf, publishCrls } from './crl.js';
-import type { CaStore, CrlStore, IssuerRecord } from './ports.js';
+import type { CaStore, CrlStore, IssuerStore } from './ports.js';
 
 export interface BootstrapDeps {
   config: FleetcaConfig;
@@ -94,6 +94,40 @@ export async function selfSignedRoot(
   return { der: assembleCertificate(tbs, signer.algorithm, await signer.sign(tbs)), ski, notAfter };
 }
 
+/**
+ * A new issuing CA under `parentName` (init, and rollover): a key of the issuer's key type, its
+ * certificate through the core pipeline, the key saved (encrypted), the issuer recorded.
+ */
+export async function createIssuingCa(
+  deps: { ca: CertificateAuthority; store: IssuerStore; crypto: CryptoEngine; keys: KeyStore; publicUrl: string },
+  req: { name: string; settings: IssuerSettings; parentName: string; subject: RdnAttribute[]; actor: string; lineage?: string; activatesAt?: Date },
+): Promise<{ issuer: IssuerRuntime; issued: IssuedCertificate }> {
+  const kp = generateKeyPair(caKeyType(req.settings.keyType));
+  const spki = spkiOf(kp.publicKey);
+  const issued = await deps.ca.issueCaCertificate({
+    parentName: req.parentName,
+    subject: req.subject,
+    spkiDer: spki,
+    key: parseSpki(spki).key,
+    ...(req.settings.pathLen !== undefined ? { pathLen: req.settings.pathLen } : {}),
+    validityMs: req.settings.validity,
+    actor: req.actor,
+  });
+  deps.keys.save(req.name, kp.privateKey);
+  const record = await deps.store.upsertIssuer({
+    name: req.name,
+    role: req.settings.role,
+    certDer: issued.der,
+    ski: subjectKeyIdFromSpki(spki),
+    notBefore: issued.notBefore,
+    notAfter: issued.notAfter,
+    active: true,
+    ...(req.lineage !== undefined ? { lineage: req.lineage } : {}),
+    ...(req.activatesAt !== undefined ? { activatesAt: req.activatesAt } : {}),
+  });
+  return { issuer: buildIssuerRuntime(record, await deps.crypto.addKey(req.name, kp.privateKey), deps.publicUrl), issued };
+}
+
 export async function initHierarchy(deps: BootstrapDeps): Promise<BootstrapResult> {
   const { config, store, clock } = deps;
   const random = deps.random ?? crypto.randomBytes;
@@ -126,32 +160,13 @@ export async function initHierarchy(deps: BootstrapDeps): Promise<BootstrapResul
 
   // ---- issuing CAs under the root, through the core pipeline
   const rootOnlyCa = new CertificateAuthority({ config, store, crypto: deps.crypto, issuers, clock, random });
-  const keyObjects = new Map<string, KeyObject>();
   for (const [name, s] of entries) {
     if (s.role === 'root') continue;
-    const kp = generateKeyPair(caKeyType(s.keyType));
-    const spki = spkiOf(kp.publicKey);
-    const issued = await rootOnlyCa.issueCaCertificate({
-      parentName: rootName,
-      subject: subjectAttrs(s.subject),
-      spkiDer: spki,
-      key: parseSpki(spki).key,
-      ...(s.pathLen !== undefined ? { pathLen: s.pathLen } : {}),
-      validityMs: s.validity,
-      actor: ACTOR,
-    });
-    deps.keys.save(name, kp.privateKey);
-    keyObjects.set(name, kp.privateKey);
-    const record: IssuerRecord = await store.upsertIssuer({
-      name,
-      role: s.role,
-      certDer: issued.der,
-      ski: subjectKeyIdFromSpki(spki),
-      notBefore: issued.notBefore,
-      notAfter: issued.notAfter,
-      active: true,
-    });
-    issuers.set(name, buildIssuerRuntime(record, await deps.crypto.addKey(name, kp.privateKey), deps.publicUrl));
+    const { issuer } = await createIssuingCa(
+      { ca: rootOnlyCa, store, crypto: deps.crypto, keys: deps.keys, publicUrl: deps.publicUrl },
+      { name, settings: s, parentName: rootName, subject: subjectAttrs(s.subject), actor: ACTOR },
+    );
+    issuers.set(name, issuer);
   }
 
   // ---- service certificates, from the full hierarchy
@@ -166,21 +181,8 @@ export async function initHierarchy(deps: BootstrapDeps): Promise<BootstrapResul
     sans: SanEntry[],
     issuerName?: string,
   ) => {
-    const kp = generateKeyPair(keyType);
-    const spki = spkiOf(kp.publicKey);
-    const cert = await ca.issueForPublicKey({
-      profile,
-      ...(issuerName ? { issuerName } : {}),
-      deviceId: null,
-      subject,
-      sans,
-      spkiDer: spki,
-      key: parseSpki(spki).key,
-      popMethod: 'ca',
-      actor: ACTOR,
-      via: 'init',
-    });
-    deps.keys.save(name, kp.privateKey);
+    const { key, cert } = await ca.issueServiceKey({ keyType, profile, ...(issuerName ? { issuerName } : {}), subject, sans, actor: ACTOR, via: 'init' });
+    deps.keys.save(name, key);
     services.push({ name, keyName: name, cert });
   };
   const org = rootSettings.subject.O;

@@ -40,6 +40,9 @@ import { encodeName, type RdnAttribute, type SanEntry, formatName } from '../pki
 import { generateSerial, serialToHex } from '../pki/serial.js';
 import { certificateParts, extractTbs } from '../pki/cert-parts.js';
 import type { CryptoEngine } from '../signing/crypto-pool.js';
+import { generateKeyPairAsync, spkiOf, type GeneratedKeyType } from '../signing/keys.js';
+import { parseSpki } from '../pki/spki.js';
+import type { KeyObject } from 'node:crypto';
 import { currentIssuer, type IssuerRuntime } from './issuers.js';
 import { runLints, type CertificateDraft } from './lints.js';
 import { shardCrlUrl } from './urls.js';
@@ -313,6 +316,36 @@ export class CertificateAuthority {
    * keys ('ca'), server-side key generation ('server'), factory-attested keys ('factory').
    * The subject and SANs are given by trusted code, but still checked against the profile.
    */
+  /**
+   * A key fleetca generates for one of its own services (OCSP responder, SCEP RA, TLS server) and
+   * its certificate (no device, proof of possession 'ca'). The caller saves the key.
+   */
+  async issueServiceKey(req: {
+    keyType: GeneratedKeyType;
+    profile: string;
+    issuerName?: string;
+    subject: RdnAttribute[];
+    sans?: SanEntry[];
+    actor: string;
+    via: string;
+  }): Promise<{ key: KeyObject; cert: IssuedCertificate }> {
+    const kp = await generateKeyPairAsync(req.keyType);
+    const spkiDer = spkiOf(kp.publicKey);
+    const cert = await this.issueForPublicKey({
+      profile: req.profile,
+      ...(req.issuerName ? { issuerName: req.issuerName } : {}),
+      deviceId: null,
+      subject: req.subject,
+      sans: req.sans ?? [],
+      spkiDer,
+      key: parseSpki(spkiDer).key,
+      popMethod: 'ca',
+      actor: req.actor,
+      via: req.via,
+    });
+    return { key: kp.privateKey, cert };
+  }
+
   async issueForPublicKey(req: IssueForKeyRequest): Promise<IssuedCertificate> {
     const profile = this.profile(req.profile);
     const issuer = this.issuerFor(profile, req.issuerName);

@@ -14,12 +14,11 @@ import crypto from 'node:crypto';
 import { badRequest, conflict, internal, unavailable } from '../core/errors.js';
 import type { Clock, RandomBytes } from '../core/clock.js';
 import type { FleetcaConfig } from '../config/schema.js';
-import { subjectKeyIdFromSpki } from '../pki/cert-template.js';
 import { parseSpki } from '../pki/spki.js';
 import { generateKeyPair, spkiOf } from '../signing/keys.js';
 import type { CryptoEngine } from '../signing/crypto-pool.js';
 import type { KeyStore } from '../signing/key-store.js';
-import { SERVICE_KEYS, selfSignedRoot, subjectAttrs, type ServiceCertificate } from './bootstrap.js';
+import { SERVICE_KEYS, createIssuingCa, selfSignedRoot, subjectAttrs, type ServiceCertificate } from './bootstrap.js';
 import { crlSettingsOf, publishCrls } from './crl.js';
 import type { CertificateAuthority } from './issuance.js';
 import { activationOf, buildIssuerRuntime, currentIssuer, hasCome, lineageIssuers, lineageOf, scheduledIssuer, type IssuerRuntime } from './issuers.js';
@@ -74,49 +73,27 @@ export async function rolloverIntermediate(deps: RolloverDeps, lineage: string, 
     const name = `${lineage}-${generation}`;
     if (records.some((r) => r.name === name)) throw conflict(`issuer ${name} exists already`);
 
-    const kp = generateKeyPair(settings.keyType);
-    const spki = spkiOf(kp.publicKey);
-    const subject = subjectAttrs({ ...settings.subject, CN: `${settings.subject.CN} G${generation}` });
-    const issued = await deps.ca.issueCaCertificate({
-      parentName: root.record.name,
-      subject,
-      spkiDer: spki,
-      key: parseSpki(spki).key,
-      ...(settings.pathLen !== undefined ? { pathLen: settings.pathLen } : {}),
-      validityMs: settings.validity,
-      actor: opts.actor,
-    });
-    deps.keys.save(name, kp.privateKey);
-    const record = await deps.store.upsertIssuer({
+    const { issuer, issued } = await createIssuingCa(deps, {
       name,
-      role: settings.role,
-      certDer: issued.der,
-      ski: subjectKeyIdFromSpki(spki),
-      notBefore: issued.notBefore,
-      notAfter: issued.notAfter,
-      active: true,
+      settings,
+      parentName: root.record.name,
+      subject: subjectAttrs({ ...settings.subject, CN: `${settings.subject.CN} G${generation}` }),
+      actor: opts.actor,
       lineage,
       activatesAt,
     });
-    const issuer = buildIssuerRuntime(record, await deps.crypto.addKey(name, kp.privateKey), deps.publicUrl);
     deps.ca.addIssuer(issuer);
 
     // its own delegated OCSP responder, as init gives every CA
-    const rk = generateKeyPair('P-256');
-    const rspki = spkiOf(rk.publicKey);
-    const responder = await deps.ca.issueForPublicKey({
+    const { key: responderKey, cert: responder } = await deps.ca.issueServiceKey({
+      keyType: 'P-256',
       profile: deps.config.settings.systemProfiles.ocspResponder,
       issuerName: name,
-      deviceId: null,
       subject: [{ type: 'CN', oid: '2.5.4.3', value: `${settings.subject.CN} G${generation} OCSP Responder` }],
-      sans: [],
-      spkiDer: rspki,
-      key: parseSpki(rspki).key,
-      popMethod: 'ca',
       actor: opts.actor,
       via: 'rollover',
     });
-    deps.keys.save(SERVICE_KEYS.ocsp(name), rk.privateKey);
+    deps.keys.save(SERVICE_KEYS.ocsp(name), responderKey);
 
     await publishCrls({ store: deps.store, clock: deps.clock, settings: crlSettingsOf(deps.config) }, issuer, { base: true, actor: opts.actor });
     await deps.store.appendAudit([

@@ -7,9 +7,7 @@
 import type { Clock } from '../core/clock.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
 import type { OcspService } from '../ca/ocsp.js';
-import { parseSpki } from '../pki/spki.js';
 import type { Signer } from '../signing/signer.js';
-import { generateKeyPair, spkiOf } from '../signing/keys.js';
 import type { KeyObject } from 'node:crypto';
 
 export interface ResponderRenewalDeps {
@@ -33,22 +31,16 @@ export async function renewDueResponders(deps: ResponderRenewalDeps): Promise<st
     if (r.notAfter.getTime() - now > deps.renewBeforeMs) continue;
     const issuer = deps.ca.issuers.get(issuerName);
     if (!issuer?.signer) continue;
-    const kp = generateKeyPair('P-256');
-    const spki = spkiOf(kp.publicKey);
-    const cert = await deps.ca.issueForPublicKey({
+    const { key, cert } = await deps.ca.issueServiceKey({
+      keyType: 'P-256',
       profile: deps.profile,
       issuerName,
-      deviceId: null,
       subject: [{ type: 'CN', oid: '2.5.4.3', value: `${issuer.record.name} OCSP Responder` }],
-      sans: [],
-      spkiDer: spki,
-      key: parseSpki(spki).key,
-      popMethod: 'ca',
       actor: 'system:ocsp',
       via: 'renewal',
     });
-    deps.save(issuerName, kp.privateKey, cert.der);
-    deps.ocsp.setResponder({ issuer, certDer: cert.der, signer: await deps.addKey(`ocsp-${issuerName}-${cert.serial}`, kp.privateKey) });
+    deps.save(issuerName, key, cert.der);
+    deps.ocsp.setResponder({ issuer, certDer: cert.der, signer: await deps.addKey(`ocsp-${issuerName}-${cert.serial}`, key) });
     deps.log({ issuer: issuerName, serial: cert.serial, notAfter: cert.notAfter.toISOString(), previousNotAfter: r.notAfter.toISOString() }, 'OCSP responder certificate renewed');
     renewed.push(issuerName);
   }

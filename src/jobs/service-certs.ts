@@ -18,8 +18,7 @@ import type { Clock } from '../core/clock.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
 import { certificateParts } from '../pki/cert-parts.js';
 import { decodeName, type SanEntry } from '../pki/names.js';
-import { parseSpki } from '../pki/spki.js';
-import { generateKeyPairAsync, spkiOf, type GeneratedKeyType } from '../signing/keys.js';
+import { spkiOf, type GeneratedKeyType } from '../signing/keys.js';
 import type { JobLockStore } from '../enrollment/ports.js';
 
 /** One service certificate fleetca renews. */
@@ -109,24 +108,19 @@ export async function renewDueServiceCerts(deps: ServiceCertDeps, slots: readonl
         deps.log({ service: slot.name }, 'no service certificate to renew from (run `fleetca init`)');
         continue;
       }
-      const kp = await generateKeyPairAsync(slot.keyType);
-      const spki = spkiOf(kp.publicKey);
-      const cert = await deps.ca.issueForPublicKey({
+      const { key, cert } = await deps.ca.issueServiceKey({
+        keyType: slot.keyType,
         profile: slot.profile,
-        deviceId: null,
         subject: decodeName(Buffer.from(certificateParts(template).subjectDer)),
         sans: slot.sans,
-        spkiDer: spki,
-        key: parseSpki(spki).key,
-        popMethod: 'ca',
         actor: `system:${slot.name}`,
         via: 'renewal',
       });
       // key first: a crash before the certificate is written leaves a mismatched pair, which the
       // next check (at start, before the listeners) replaces
-      deps.files.saveKey(slot.name, kp.privateKey);
+      deps.files.saveKey(slot.name, key);
       deps.files.writeCert(slot.name, [cert.der, ...(slot.withChain ? cert.chain.slice(0, 1) : [])]);
-      slot.apply(kp.privateKey, cert.der);
+      slot.apply(key, cert.der);
       deps.log(
         { service: slot.name, serial: cert.serial, notAfter: cert.notAfter.toISOString(), previousNotAfter: disk ? notAfterOf(disk).toISOString() : null, repaired: !pairOk },
         'service certificate renewed',
