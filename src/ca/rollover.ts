@@ -6,6 +6,9 @@
  * cacerts and SCEP GetCACert carry both while both are valid; SCEP GetNextCACert announces a
  * scheduled one. Running servers learn of it through the store's announcement and load it.
  *
+ * The caller writes the new certificates where servers read them, then announces the change
+ * (store.announceIssuers): a server told earlier would look for files not yet there.
+ *
  * Two rollovers of a lineage started at once: one wins, the other gets a conflict (an advisory
  * lock, and a CA of the lineage made after this rollover began). Never two pending: scheduling a
  * second successor before the first took over is refused.
@@ -105,7 +108,6 @@ export async function rolloverIntermediate(deps: RolloverDeps, lineage: string, 
         details: { lineage, previous: latest.name, activatesAt: activatesAt.toISOString(), notAfter: issued.notAfter.toISOString(), sha256: crypto.createHash('sha256').update(issued.der).digest('hex') },
       },
     ]);
-    await deps.store.announceIssuers();
     const previous = deps.ca.issuers.get(latest.name) ?? null;
     return { issuer, previous, activatesAt, services: [{ name: SERVICE_KEYS.ocsp(name), keyName: SERVICE_KEYS.ocsp(name), cert: responder }] };
   });
@@ -248,7 +250,6 @@ export async function rolloverRoot(deps: RolloverDeps, opts: { actor: string; st
         details: { previous: old.record.name, notAfter: self.notAfter.toISOString(), sha256: crypto.createHash('sha256').update(self.der).digest('hex') },
       },
     ]);
-    await deps.store.announceIssuers();
     return { root, previous: old, links };
   });
 }

@@ -801,6 +801,8 @@ export function buildProgram(host: CliHost): Command {
           );
           rt.dataDir.writeCert(r.root.record.name, certPem(r.root.record.certDer));
           for (const l of r.links) rt.dataDir.writeCert(`${l.newRoot}-${l.kind}`, certPem(l.certDer));
+          // running servers load it now that its files are in place
+          await rt.store.announceIssuers();
           const view = {
             root: r.root.record.name,
             previous: r.previous.record.name,
@@ -830,6 +832,8 @@ export function buildProgram(host: CliHost): Command {
         );
         rt.dataDir.writeCert(r.issuer.record.name, certPem(r.issuer.record.certDer));
         for (const sv of r.services) rt.dataDir.writeCert(sv.name, certPem(sv.cert.der));
+        // running servers load it now that its certificate and responder are in place
+        await rt.store.announceIssuers();
         const view = {
           issuer: r.issuer.record.name,
           lineage,

@@ -121,11 +121,12 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
       if (ca.issuers.has(r.name)) continue;
       const key = keys.load(r.name);
       const issuer = buildIssuerRuntime(r, key ? await rt.crypto.addKey(r.name, key) : null, rt.publicUrl!);
-      ca.addIssuer(issuer);
+      // its responder first, so that the CA never issues here before its OCSP answers can be signed
       const rname = SERVICE_KEYS.ocsp(r.name);
       const rkey = keys.load(rname);
       if (rkey) ocsp.setResponder({ issuer, certDer: pemDecodeAll(rt.dataDir.readCert(rname))[0]!.der, signer: await rt.crypto.addKey(rname, rkey) });
       else log.warn({ issuer: r.name }, 'no OCSP responder key for the new CA: OCSP answers unauthorized for it');
+      ca.addIssuer(issuer);
       crls.changed(r.id);
       log.info({ issuer: r.name, lineage: r.lineage, activatesAt: r.activatesAt?.toISOString(), signer: key !== null }, 'loaded a CA added by a rollover');
     }
