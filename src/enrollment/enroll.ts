@@ -232,14 +232,17 @@ export class EnrollmentService {
     }
 
     // the certificate is durable; what follows records how it was obtained
+    // (issued side by side: the store runs both in its next group transaction)
     const at = this.deps.clock.now();
-    if (cred.kind === 'secret') {
-      await this.deps.store.consumeSecret(cred.secret.id, certificate.serial, at, this.audit('secret.consumed', cred.deviceId, cred.actor, { secret: cred.secret.id, serial: certificate.serial }));
-      this.failures.succeed(cred.deviceId);
-    }
-    if (approvedRequest) await this.deps.store.markRequestIssued(approvedRequest, certificate.serial);
+    const consumed =
+      cred.kind === 'secret'
+        ? this.deps.store.consumeSecret(cred.secret.id, certificate.serial, at, this.audit('secret.consumed', cred.deviceId, cred.actor, { secret: cred.secret.id, serial: certificate.serial }))
+        : Promise.resolve();
     // the replaced certificates, and certificate.renewed when there were some (enrollment/renew.ts)
-    const superseded = await supersedeReplaced(this.deps, { deviceId: cred.deviceId, profile, newSerial: certificate.serial, actor: cred.actor, via: input.via });
+    const replaced = supersedeReplaced(this.deps, { deviceId: cred.deviceId, profile, newSerial: certificate.serial, actor: cred.actor, via: input.via });
+    const [, superseded] = await Promise.all([consumed, replaced]);
+    if (cred.kind === 'secret') this.failures.succeed(cred.deviceId);
+    if (approvedRequest) await this.deps.store.markRequestIssued(approvedRequest, certificate.serial);
     return { kind: 'issued', certificate, ...(privateKeyPkcs8 ? { privateKeyPkcs8 } : {}), superseded, actor: cred.actor };
   }
 

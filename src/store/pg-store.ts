@@ -131,7 +131,14 @@ interface Settle<T> {
 type IntentOp = { kind: 'intent'; intent: IssuanceIntent; audit: AuditEntry } & Settle<'recorded' | 'collision'>;
 type CommitOp = { kind: 'commit'; cert: NewCertificate; audit: AuditEntry } & Settle<void>;
 type FailOp = { kind: 'fail'; serial: string; reason: string; audit: AuditEntry } & Settle<void>;
-type WriteOp = IntentOp | CommitOp | FailOp;
+/**
+ * A small write of the enrollment layer (claim or consume a one-time secret, supersede the
+ * replaced certificates) that rides in the next group transaction instead of paying a durable
+ * COMMIT of its own: its statement runs inside the flush's transaction, after the batched ones.
+ */
+type StatementOp = { kind: 'statement'; run: (q: Query) => Promise<unknown> } & Settle<unknown>;
+type WriteOp = IntentOp | CommitOp | FailOp | StatementOp;
+type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string) => Promise<pg.QueryResult<R>>;
 
 /** What one operation of a flush came to; applied to its promise only after COMMIT. */
 type Outcome = { ok: true; value: unknown } | { ok: false; error: CaError };
@@ -710,13 +717,18 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     const intents = ops.filter((o): o is IntentOp => o.kind === 'intent');
     const commits = ops.filter((o): o is CommitOp => o.kind === 'commit');
     const fails = ops.filter((o): o is FailOp => o.kind === 'fail');
-    const multi = [intents, commits, fails].filter((g) => g.length > 0).length > 1;
+    const statements = ops.filter((o): o is StatementOp => o.kind === 'statement');
+    const multi = [intents, commits, fails].filter((g) => g.length > 0).length + statements.length > 1;
     const out = new Map<WriteOp, Outcome>();
     if (multi) await client.query('BEGIN');
     try {
       if (intents.length > 0) await this.writeIntents(client, intents, out);
       if (commits.length > 0) await this.writeCommits(client, commits, out);
       if (fails.length > 0) await this.writeFails(client, fails, out);
+      if (statements.length > 0) {
+        const q: Query = (text, values, name) => client.query(name !== undefined ? { name, text, values: values ?? [] } : { text, values: values ?? [] });
+        for (const op of statements) out.set(op, { ok: true, value: await op.run(q) });
+      }
       if (multi) await client.query('COMMIT');
     } catch (err) {
       if (multi && !isConnectionError(err)) await client.query('ROLLBACK').catch(() => undefined);
@@ -1346,8 +1358,9 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     return enr.usableSecrets(this.boundQuery, deviceId, at);
   }
 
+  // claim, consume and supersede run at every enrollment: in the group transaction (see StatementOp)
   claimSecret(id: string, at: Date): Promise<boolean> {
-    return enr.claimSecret(this.boundQuery, id, at);
+    return this.grouped((q) => enr.claimSecret(q, id, at));
   }
 
   releaseSecret(id: string): Promise<void> {
@@ -1355,7 +1368,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   }
 
   consumeSecret(id: string, serial: string, at: Date, audit: AuditEntry): Promise<void> {
-    return enr.consumeSecret(this.boundQuery, id, serial, at, audit);
+    return this.grouped((q) => enr.consumeSecret(q, id, serial, at, audit));
   }
 
   latestRequest(deviceId: string, profile: string, spkiSha256: Buffer): Promise<EnrollmentRequest | null> {
@@ -1383,7 +1396,12 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   }
 
   supersede(s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date }, audit: AuditEntry, renewed?: AuditEntry | null): Promise<string[]> {
-    return enr.supersede(this.boundQuery, s, audit, renewed ?? null);
+    return this.grouped((q) => enr.supersede(q, s, audit, renewed ?? null));
+  }
+
+  /** Runs `run` inside the next group transaction; resolves with its result once that committed. */
+  private grouped<T>(run: (q: Query) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.enqueue({ kind: 'statement', run, resolve: resolve as (v: unknown) => void, reject }));
   }
 
   dueSuperseded(at: Date, limit: number): Promise<string[]> {

@@ -111,6 +111,63 @@ describe('secrets', () => {
     expect(s!.claimedAt).toEqual(T0);
   });
 
+  it('claimSecret/concurrent claims spread over overlapping group transactions: exactly one → true', async () => {
+    const id = await oneSecret('sec-race-spread');
+    const claims: Array<Promise<boolean>> = [];
+    for (let i = 0; i < 12; i++) {
+      claims.push(store.claimSecret(id, T0));
+      // a new turn of the event loop: the next claims queue behind a flush already in flight
+      if (i % 3 === 2) await new Promise((r) => setImmediate(r));
+    }
+    expect((await Promise.all(claims)).filter(Boolean)).toHaveLength(1);
+  });
+
+  it('group transaction/a claim, a consume and a supersede commit together with other callers\' issuance writes, each with its own result', async () => {
+    for (const d of ['sec-group-b', 'sec-group-c']) await store.addDevice({ id: d }, T0);
+    const claimId = await oneSecret('sec-group-a');
+    const consumeId = await oneSecret('sec-group-b');
+    expect(await store.claimSecret(consumeId, T0)).toBe(true);
+    const old = await issue('sec-group-b');
+    const intent = { ...intentFor(randomSerial(), issuer.id, 'sec-group-c'), profile: 'camera' };
+    expect(await store.recordIntent(intent, auditFor('certificate.sign.begin', intent.serial))).toBe('recorded');
+    const fresh = { ...intentFor(randomSerial(), issuer.id, 'sec-group-b'), profile: 'camera' };
+    expect(await store.recordIntent(fresh, auditFor('certificate.sign.begin', fresh.serial))).toBe('recorded');
+    await store.commitCertificate(certFor(fresh), auditFor('certificate.issued', fresh.serial));
+    // all queued in one turn of the event loop: one flush, one transaction
+    const [claimed, , superseded] = await Promise.all([
+      store.claimSecret(claimId, T0),
+      store.consumeSecret(consumeId, fresh.serial, at(1), auditFor('secret.consumed', 'sec-group-b')),
+      store.supersede(
+        { deviceId: 'sec-group-b', profile: 'camera', newSerial: fresh.serial, at: at(1), revokeAt: at(DAY) },
+        { at: at(1), actor: 'test', action: 'certificate.superseded', target: null, details: {} },
+      ),
+      store.commitCertificate(certFor(intent), auditFor('certificate.issued', intent.serial)),
+    ]);
+    expect(claimed).toBe(true);
+    expect(superseded).toEqual([old.serial]);
+    const xids = await store.pool.query<{ x: string }>(
+      `SELECT xmin::text AS x FROM enrollment_secrets WHERE id = ANY($1::bigint[])
+       UNION ALL SELECT xmin::text FROM certificates WHERE serial = ANY($2)`,
+      [[claimId, consumeId], [intent.serial, old.serial]],
+    );
+    expect(xids.rows).toHaveLength(4);
+    expect(new Set(xids.rows.map((r) => r.x)).size).toBe(1);
+    expect((await store.usableSecrets('sec-group-b', at(2))).map((s) => s.id)).not.toContain(consumeId);
+  });
+
+  it('group transaction/a statement that fails (malformed id) fails alone; the writes queued with it commit', async () => {
+    const good = await oneSecret('sec-group-bad');
+    const intent = { ...intentFor(randomSerial(), issuer.id, null), profile: 'camera' };
+    const [bad, claimed, recorded] = await Promise.allSettled([
+      store.claimSecret('not-a-number', T0),
+      store.claimSecret(good, T0),
+      store.recordIntent(intent, auditFor('certificate.sign.begin', intent.serial)),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(claimed).toEqual({ status: 'fulfilled', value: true });
+    expect(recorded).toEqual({ status: 'fulfilled', value: 'recorded' });
+  });
+
   it('claimSecret/a claimed secret stays claimed however long until released (an interrupted enrollment spends it)', async () => {
     const id = await oneSecret('sec-lease');
     expect(await store.claimSecret(id, T0)).toBe(true);
