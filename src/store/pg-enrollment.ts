@@ -85,35 +85,11 @@ export async function usableSecrets(q: Query, deviceId: string, at: Date): Promi
   return rows.map(toSecret);
 }
 
-/**
- * The row lock of the UPDATE serialises concurrent claimers; the loser re-checks and finds it
- * claimed. A claim has no expiry: only releaseSecret (issuance failed) frees it, so a process that
- * dies between committing a certificate and consuming the secret can never let it be used twice.
- */
-export async function claimSecret(q: Query, id: string, at: Date): Promise<boolean> {
-  const { rowCount } = await q(
-    `UPDATE enrollment_secrets SET claimed_at = $2
-      WHERE id = $1 AND consumed_at IS NULL AND claimed_at IS NULL AND expires_at > $2`,
-    [id, at],
-    'fleetca_claim_secret',
-  );
-  return rowCount === 1;
-}
+// claimSecret and consumeSecret are PgStore group-commit operations (SQL_CLAIM_SECRETS,
+// SQL_CONSUME_SECRETS in pg-store.ts): every Basic enrollment makes both.
 
 export async function releaseSecret(q: Query, id: string): Promise<void> {
   await q(`UPDATE enrollment_secrets SET claimed_at = NULL WHERE id = $1 AND consumed_at IS NULL`, [id]);
-}
-
-export async function consumeSecret(q: Query, id: string, serial: string, at: Date, audit: AuditEntry): Promise<void> {
-  await q(
-    `WITH used AS (
-       UPDATE enrollment_secrets SET consumed_at = $3, serial = $2 WHERE id = $1 AND consumed_at IS NULL RETURNING id
-     )
-     INSERT INTO audit_log (at, actor, action, target, details)
-     SELECT $4, $5, $6, $7, $8 FROM used`,
-    [id, serial, at, ...auditValues(audit)],
-    'fleetca_consume_secret',
-  );
 }
 
 // ---------------------------------------------------------------- approval queue

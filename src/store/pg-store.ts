@@ -137,7 +137,10 @@ type FailOp = { kind: 'fail'; serial: string; reason: string; audit: AuditEntry 
  * COMMIT of its own: its statement runs inside the flush's transaction, after the batched ones.
  */
 type StatementOp = { kind: 'statement'; run: (q: Query) => Promise<unknown> } & Settle<unknown>;
-type WriteOp = IntentOp | CommitOp | FailOp | StatementOp;
+/** Claim and consume of one-time secrets: one multi-row statement each per group (every Basic enrollment makes both). */
+type ClaimOp = { kind: 'claim'; id: string; at: Date } & Settle<boolean>;
+type ConsumeOp = { kind: 'consume'; id: string; serial: string; at: Date; audit: AuditEntry } & Settle<void>;
+type WriteOp = IntentOp | CommitOp | FailOp | ClaimOp | ConsumeOp | StatementOp;
 type Query = <R extends pg.QueryResultRow>(text: string, values?: unknown[], name?: string) => Promise<pg.QueryResult<R>>;
 
 /** What one operation of a flush came to; applied to its promise only after COMMIT. */
@@ -232,6 +235,42 @@ WITH input AS (
 )
 SELECT i.ord, (w.ord IS NOT NULL) AS won, ii.state
 FROM input i LEFT JOIN won w ON w.ord = i.ord LEFT JOIN issuance_intents ii ON ii.serial = i.serial`;
+
+/**
+ * Claims one-time secrets for many callers: of two callers claiming the same secret in one group
+ * the first wins, as it would one after the other; the row lock serialises claims in concurrent
+ * groups (the loser re-checks the row and finds it claimed). A claim has no expiry: only
+ * releaseSecret (issuance failed) frees it, so a process that dies between committing a
+ * certificate and consuming the secret can never let it be used twice.
+ */
+const SQL_CLAIM_SECRETS = `
+WITH input AS (
+  SELECT * FROM unnest($1::bigint[], $2::timestamptz[]) WITH ORDINALITY AS t(id, at, ord)
+), first AS (
+  SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord
+), claimed AS (
+  UPDATE enrollment_secrets s SET claimed_at = f.at
+  FROM first f
+  WHERE s.id = f.id AND s.consumed_at IS NULL AND s.claimed_at IS NULL AND s.expires_at > f.at
+  RETURNING f.ord
+)
+SELECT ord FROM claimed`;
+
+/** Consumes secrets for many callers, with the audit row of each secret this consumed. */
+const SQL_CONSUME_SECRETS = `
+WITH input AS (
+  SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
+    WITH ORDINALITY AS t(id, serial, consumed_at, a_at, a_actor, a_action, a_target, a_details, ord)
+), first AS (
+  SELECT DISTINCT ON (id) * FROM input ORDER BY id, ord
+), used AS (
+  UPDATE enrollment_secrets s SET consumed_at = f.consumed_at, serial = f.serial
+  FROM first f
+  WHERE s.id = f.id AND s.consumed_at IS NULL
+  RETURNING f.ord
+)
+INSERT INTO audit_log (at, actor, action, target, details)
+SELECT i.a_at, i.a_actor, i.a_action, i.a_target, i.a_details FROM input i JOIN used u ON u.ord = i.ord ORDER BY i.ord`;
 
 /** Devices by id and unexpired certificates by SPKI hash, for a batch of issuance-context reads. */
 const SQL_ISSUANCE_CONTEXT = `
@@ -717,14 +756,18 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     const intents = ops.filter((o): o is IntentOp => o.kind === 'intent');
     const commits = ops.filter((o): o is CommitOp => o.kind === 'commit');
     const fails = ops.filter((o): o is FailOp => o.kind === 'fail');
+    const claims = ops.filter((o): o is ClaimOp => o.kind === 'claim');
+    const consumes = ops.filter((o): o is ConsumeOp => o.kind === 'consume');
     const statements = ops.filter((o): o is StatementOp => o.kind === 'statement');
-    const multi = [intents, commits, fails].filter((g) => g.length > 0).length + statements.length > 1;
+    const multi = [intents, commits, fails, claims, consumes].filter((g) => g.length > 0).length + statements.length > 1;
     const out = new Map<WriteOp, Outcome>();
     if (multi) await client.query('BEGIN');
     try {
       if (intents.length > 0) await this.writeIntents(client, intents, out);
       if (commits.length > 0) await this.writeCommits(client, commits, out);
       if (fails.length > 0) await this.writeFails(client, fails, out);
+      if (claims.length > 0) await this.writeClaims(client, claims, out);
+      if (consumes.length > 0) await this.writeConsumes(client, consumes, out);
       if (statements.length > 0) {
         const q: Query = (text, values, name) => client.query(name !== undefined ? { name, text, values: values ?? [] } : { text, values: values ?? [] });
         for (const op of statements) out.set(op, { ok: true, value: await op.run(q) });
@@ -735,6 +778,25 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       throw err;
     }
     return out;
+  }
+
+  private async writeClaims(client: pg.PoolClient, ops: ClaimOp[], out: Map<WriteOp, Outcome>): Promise<void> {
+    const { rows } = await client.query<{ ord: string }>({
+      name: 'fleetca_claim_secrets',
+      text: SQL_CLAIM_SECRETS,
+      values: [ops.map((o) => o.id), ops.map((o) => o.at)],
+    });
+    const won = new Set(rows.map((r) => Number(r.ord)));
+    ops.forEach((op, i) => out.set(op, { ok: true, value: won.has(i + 1) }));
+  }
+
+  private async writeConsumes(client: pg.PoolClient, ops: ConsumeOp[], out: Map<WriteOp, Outcome>): Promise<void> {
+    await client.query({
+      name: 'fleetca_consume_secrets',
+      text: SQL_CONSUME_SECRETS,
+      values: [ops.map((o) => o.id), ops.map((o) => o.serial), ops.map((o) => o.at), ...auditColumns(ops.map((o) => o.audit))],
+    });
+    for (const op of ops) out.set(op, { ok: true, value: undefined });
   }
 
   private async writeIntents(client: pg.PoolClient, ops: IntentOp[], out: Map<WriteOp, Outcome>): Promise<void> {
@@ -1360,7 +1422,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
 
   // claim, consume and supersede run at every enrollment: in the group transaction (see StatementOp)
   claimSecret(id: string, at: Date): Promise<boolean> {
-    return this.grouped((q) => enr.claimSecret(q, id, at));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'claim', id, at, resolve, reject }));
   }
 
   releaseSecret(id: string): Promise<void> {
@@ -1368,7 +1430,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   }
 
   consumeSecret(id: string, serial: string, at: Date, audit: AuditEntry): Promise<void> {
-    return this.grouped((q) => enr.consumeSecret(q, id, serial, at, audit));
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'consume', id, serial, at, audit, resolve, reject }));
   }
 
   latestRequest(deviceId: string, profile: string, spkiSha256: Buffer): Promise<EnrollmentRequest | null> {
