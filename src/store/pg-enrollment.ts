@@ -73,16 +73,21 @@ export async function createSecrets(q: Query, secrets: NewSecret[], audit: Audit
   return rows.map((r) => r.id);
 }
 
-export async function usableSecrets(q: Query, deviceId: string, at: Date): Promise<SecretRecord[]> {
+/**
+ * The unconsumed, unexpired secrets of each device, oldest first, for a batch of callers (one
+ * query; each caller's own `at` decides expiry).
+ */
+export async function usableSecretsOf(q: Query, reqs: Array<{ deviceId: string; at: Date }>): Promise<SecretRecord[][]> {
+  const minAt = reqs.reduce((m, r) => (r.at < m ? r.at : m), reqs[0]!.at);
   const { rows } = await q<SecretRow>(
     `SELECT id::text, device_id, profile, mac, created_at, expires_at, created_by, claimed_at, consumed_at, serial
        FROM enrollment_secrets
-      WHERE device_id = $1 AND consumed_at IS NULL AND expires_at > $2
+      WHERE device_id = ANY($1::text[]) AND consumed_at IS NULL AND expires_at > $2
       ORDER BY enrollment_secrets.id`,
-    [deviceId, at],
-    'fleetca_usable_secrets',
+    [[...new Set(reqs.map((r) => r.deviceId))], minAt],
+    'fleetca_usable_secrets_of',
   );
-  return rows.map(toSecret);
+  return reqs.map((r) => rows.filter((s) => s.device_id === r.deviceId && s.expires_at > r.at).map(toSecret));
 }
 
 // claimSecret and consumeSecret are PgStore group-commit operations (SQL_CLAIM_SECRETS,
@@ -221,33 +226,7 @@ export async function markRequestIssued(q: Query, id: string, serial: string): P
 
 // ---------------------------------------------------------------- supersession
 
-export async function supersede(
-  q: Query,
-  s: { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date },
-  audit: AuditEntry,
-  renewed: AuditEntry | null = null,
-): Promise<string[]> {
-  // the renewal record (certificate.renewed) only when something was replaced, in the same statement
-  const { rows } = await q<{ serial: string }>(
-    `WITH upd AS (
-       UPDATE certificates SET superseded_by = $3, supersede_revoke_at = $5
-        WHERE device_id = $1 AND profile = $2 AND serial <> $3 AND superseded_by IS NULL
-          AND status <> 'revoked' AND not_after >= $4
-       RETURNING serial
-     ), audit AS (
-       INSERT INTO audit_log (at, actor, action, target, details)
-       SELECT $6, $7, $8, coalesce(upd.serial, $9::text), $10::jsonb || jsonb_build_object('supersededBy', $3::text) FROM upd
-       UNION ALL
-       SELECT $11::timestamptz, $12::text, $13::text, $14::text,
-              $15::jsonb || jsonb_build_object('replaced', (SELECT jsonb_agg(u.serial ORDER BY u.serial) FROM upd u))
-        WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)
-     )
-     SELECT serial FROM upd ORDER BY serial`,
-    [s.deviceId, s.profile, s.newSerial, s.at, s.revokeAt, ...auditValues(audit), ...(renewed ? auditValues(renewed) : [null, null, null, null, null])],
-    'fleetca_supersede_renewed',
-  );
-  return rows.map((r) => r.serial);
-}
+// supersede is a PgStore group-commit operation (SQL_SUPERSEDE in pg-store.ts).
 
 export async function dueSuperseded(q: Query, at: Date, limit: number): Promise<string[]> {
   const { rows } = await q<{ serial: string }>(

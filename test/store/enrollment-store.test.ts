@@ -103,6 +103,29 @@ describe('secrets', () => {
     expect((await store.usableSecrets('sec-use', at(2 * DAY))).map((s) => s.id)).toEqual([]);
   });
 
+  it('usableSecrets/concurrent callers (one batched query) each get their own device\'s secrets, expired at their own instant', async () => {
+    const a1 = await oneSecret('sec-batch-a', { expiresAt: at(100) });
+    const a2 = await oneSecret('sec-batch-a');
+    const b1 = await oneSecret('sec-batch-b');
+    const [early, late, other, none] = await Promise.all([
+      store.usableSecrets('sec-batch-a', at(50)),
+      store.usableSecrets('sec-batch-a', at(100)),
+      store.usableSecrets('sec-batch-b', at(100)),
+      store.usableSecrets('sec-batch-none', at(1)),
+    ]);
+    expect(early.map((s) => s.id)).toEqual([a1, a2]);
+    expect(late.map((s) => s.id)).toEqual([a2]);
+    expect(other.map((s) => s.id)).toEqual([b1]);
+    expect(none).toEqual([]);
+  });
+
+  it('getCertificateByFingerprint/concurrent callers (one batched query): each its own certificate, null when unknown', async () => {
+    await store.addDevice({ id: 'fp-batch' }, T0);
+    const [c1, c2] = [await issue('fp-batch'), await issue('fp-batch')];
+    const got = await Promise.all([c2, c1].map((c) => store.getCertificateByFingerprint(c.fingerprintSha256)).concat(store.getCertificateByFingerprint(randomBytes(32))));
+    expect(got.map((c) => c?.serial ?? null)).toEqual([c2.serial, c1.serial, null]);
+  });
+
   it('claimSecret/of 10 concurrent claims exactly one → true', async () => {
     const id = await oneSecret('sec-race');
     const results = await Promise.all(Array.from({ length: 10 }, () => store.claimSecret(id, T0)));
@@ -373,6 +396,35 @@ describe('supersession', () => {
     const next = await issue('sup-1');
     expect(await store.supersede({ deviceId: 'sup-1', profile: 'camera', newSerial: next.serial, at: at(1), revokeAt: at(8 * DAY) }, audit)).toEqual([renewed.serial]);
     expect((await store.getCertificate(live.serial))!.status).toBe('valid');
+  });
+
+  it('supersede/callers in one group transaction: each device its own; two renewals of one device one after the other', async () => {
+    for (const d of ['sup-g1', 'sup-g2']) await store.addDevice({ id: d }, T0);
+    const g1old = await issue('sup-g1');
+    const g2old = await issue('sup-g2');
+    const g1a = await issue('sup-g1');
+    const g1b = await issue('sup-g1');
+    const g2new = await issue('sup-g2');
+    const audit = (d: string) => ({ at: T0, actor: 'x', action: 'certificate.superseded', target: null, details: { device: d } });
+    const renewed = (serial: string) => ({ at: T0, actor: 'x', action: 'certificate.renewed', target: serial, details: { via: 'test' } });
+    // one turn of the event loop: one flush
+    const [a, b, c] = await Promise.all([
+      store.supersede({ deviceId: 'sup-g1', profile: 'camera', newSerial: g1a.serial, at: T0, revokeAt: at(DAY) }, audit('sup-g1'), renewed(g1a.serial)),
+      store.supersede({ deviceId: 'sup-g2', profile: 'camera', newSerial: g2new.serial, at: T0, revokeAt: at(DAY) }, audit('sup-g2'), renewed(g2new.serial)),
+      store.supersede({ deviceId: 'sup-g1', profile: 'camera', newSerial: g1b.serial, at: T0, revokeAt: at(2 * DAY) }, audit('sup-g1'), null),
+    ]);
+    // g1a replaces the others of sup-g1 (g1b is live too at that point), then g1b replaces g1a
+    expect(a).toEqual(sorted([g1old.serial, g1b.serial]));
+    expect(b).toEqual([g2old.serial]);
+    expect(c).toEqual([g1a.serial]);
+    expect((await store.getCertificate(g1a.serial))!.supersededBy).toBe(g1b.serial);
+    expect((await store.getCertificate(g2old.serial))!.supersededBy).toBe(g2new.serial);
+    const r1 = await store.listAudit({ target: g1a.serial, action: 'certificate.renewed' });
+    expect(r1.map((r) => r.details)).toEqual([{ via: 'test', replaced: sorted([g1old.serial, g1b.serial]) }]);
+    const r2 = await store.listAudit({ target: g2new.serial, action: 'certificate.renewed' });
+    expect(r2.map((r) => r.details)).toEqual([{ via: 'test', replaced: [g2old.serial] }]);
+    expect(await store.listAudit({ target: g1b.serial, action: 'certificate.renewed' })).toEqual([]);
+    expect((await store.listAudit({ target: g2old.serial, action: 'certificate.superseded' }))[0]!.details).toEqual({ device: 'sup-g2', supersededBy: g2new.serial });
   });
 
   it('supersede/nothing else live → [] and no audit row', async () => {
