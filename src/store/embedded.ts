@@ -26,7 +26,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { arch, platform } from 'node:os';
@@ -248,7 +248,11 @@ async function ensureRunning(ctx: Ctx, deadline: number): Promise<{ startedHere:
     if (Date.now() > deadline) {
       throw unavailable(
         `embedded PostgreSQL in ${ctx.pgDir} did not become ready` +
-          (pm ? ` (postmaster.pid names pid ${pm.pid}, status ${pm.status || 'unknown'}; if no postgres runs, the file is stale)` : ''),
+          (pm
+            ? ` (postmaster.pid names pid ${pm.pid}, status ${pm.status || 'unknown'}; if no postgres runs, the file is stale)`
+            : existsSync(path.join(ctx.pgDir, 'postmaster.pid'))
+              ? ' (postmaster.pid names no pid: if no postgres runs, it is left from a crashed start; remove it)'
+              : ''),
       );
     }
     await sleep(20);
@@ -293,7 +297,9 @@ async function startPostmaster(ctx: Ctx, deadline: number): Promise<number | nul
   for (;;) {
     if (exited) {
       const tail = readFrom(logPath, logOffset);
-      if (/lock file ".*" already exists/.test(tail)) return null;
+      // lost the race for the lock file; "is empty" when the winner had created it but not yet
+      // written its pid (seen when several processes open one stopped cluster at once)
+      if (/lock file ".*" (already exists|is empty)/.test(tail)) return null;
       throw unavailable(`embedded PostgreSQL failed to start: ${spawnError?.message ?? tail.trim().slice(-2000)}`);
     }
     const pm = await readPostmasterPid(ctx.pgDir);
