@@ -93,6 +93,9 @@ interface Pending {
 interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
+  /** Requests of this turn of the event loop, sent as one message (see call). */
+  outbox: Array<RequestBody & { id: number }>;
+  transfer: ArrayBuffer[];
 }
 
 /**
@@ -115,8 +118,11 @@ export class WorkerCryptoEngine implements CryptoEngine {
    * is replaced at once, with every registered key loaded again before any new request reaches it.
    */
   private spawn(): Slot {
-    const slot: Slot = { worker: startWorker(), pending: new Map() };
-    slot.worker.on('message', (r: Reply) => this.onReply(slot, r));
+    const slot: Slot = { worker: startWorker(), pending: new Map(), outbox: [], transfer: [] };
+    slot.worker.on('message', (m: Reply | { batch: Reply[] }) => {
+      if ('batch' in m) for (const r of m.batch) this.onReply(slot, r);
+      else this.onReply(slot, m);
+    });
     slot.worker.on('error', () => undefined); // 'exit' follows and handles it
     slot.worker.on('exit', (code) => {
       const i = this.slots.indexOf(slot);
@@ -141,7 +147,11 @@ export class WorkerCryptoEngine implements CryptoEngine {
     else p.reject(new CaError(r.kind, r.message));
   }
 
-  /** Sends to `slot`, or to the least busy worker. */
+  /**
+   * Sends to `slot`, or to the least busy worker. Requests made in one turn of the event loop (a
+   * group commit resolving many callers at once) travel as one message per worker, answered by one
+   * message: each postMessage costs the event loop ~40 µs here and the worker a wake-up.
+   */
   private call(req: RequestBody, slot?: Slot, transfer: ArrayBuffer[] = []): Promise<unknown> {
     if (this.closed) return Promise.reject(internal('crypto engine is closed'));
     let s = slot ?? this.slots[0]!;
@@ -150,8 +160,18 @@ export class WorkerCryptoEngine implements CryptoEngine {
     if (s.pending.size === 0) s.worker.ref();
     return new Promise((resolve, reject) => {
       s.pending.set(id, { resolve, reject });
-      s.worker.postMessage({ ...req, id }, transfer);
+      s.outbox.push({ ...req, id });
+      s.transfer.push(...transfer);
+      if (s.outbox.length === 1) queueMicrotask(() => this.send(s));
     });
+  }
+
+  private send(s: Slot): void {
+    const batch = s.outbox;
+    const transfer = s.transfer;
+    s.outbox = [];
+    s.transfer = [];
+    s.worker.postMessage(batch.length === 1 ? batch[0] : { batch }, transfer);
   }
 
   private async loadKey(slot: Slot, keyId: string, key: KeyObject): Promise<void> {

@@ -8,7 +8,10 @@ import { pkcs12Kdf } from '../pki/pkcs12.js';
 const keys = new Map<string, KeyObject>();
 const port = parentPort!;
 
-port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: string; digest?: string | null; data?: Uint8Array; pkcs8?: Uint8Array; password?: string; salt?: Uint8Array; iterations?: number }) => {
+type Request = { id: number; op: string; der?: Uint8Array; keyId?: string; digest?: string | null; data?: Uint8Array; pkcs8?: Uint8Array; password?: string; salt?: Uint8Array; iterations?: number };
+type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; kind: string; message: string };
+
+function handle(req: Request): Reply {
   try {
     let value: unknown;
     switch (req.op) {
@@ -19,8 +22,7 @@ port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: str
       case 'sign': {
         const key = keys.get(req.keyId!);
         if (!key) throw new Error(`no key ${req.keyId} in worker`);
-        const sig = crypto.sign(req.digest ?? null, req.data!, key);
-        value = sig;
+        value = crypto.sign(req.digest ?? null, req.data!, key);
         break;
       }
       case 'pkcs12MacKey':
@@ -33,9 +35,14 @@ port.on('message', (req: { id: number; op: string; der?: Uint8Array; keyId?: str
       default:
         throw new Error(`unknown op ${req.op}`);
     }
-    port.postMessage({ id: req.id, ok: true, value });
+    return { id: req.id, ok: true, value };
   } catch (e) {
     const kind = e instanceof CaError ? e.kind : 'internal';
-    port.postMessage({ id: req.id, ok: false, kind, message: (e as Error).message });
+    return { id: req.id, ok: false, kind, message: (e as Error).message };
   }
+}
+
+// a batch (the requests of one turn of the parent's event loop) is answered by one message
+port.on('message', (m: Request | { batch: Request[] }) => {
+  port.postMessage('batch' in m ? { batch: m.batch.map(handle) } : handle(m));
 });
