@@ -104,30 +104,37 @@ function parseBasic(header: string | undefined): PresentedCredentials['basic'] {
   return { user: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
-/** The TLS client certificate (leaf DER) and the RFC 7030 §3.5 channel binding of the connection. */
-function tlsCredentials(req: Request): Pick<PresentedCredentials, 'clientCertDer' | 'channelBinding'> {
-  const socket = req.socket as Partial<TLSSocket>;
-  if (!socket.encrypted || typeof socket.getPeerX509Certificate !== 'function') return {};
-  // getPeerX509Certificate: only the leaf, without building getPeerCertificate()'s whole object
-  const peer = socket.getPeerX509Certificate?.();
-  const clientCertDer = peer ? peer.raw : undefined;
-  let channelBinding: ChannelBinding | undefined;
+/** The RFC 7030 §3.5 channel binding of the connection. */
+function channelBindingOf(socket: Partial<TLSSocket>): ChannelBinding | undefined {
   const protocol = socket.getProtocol?.();
   if (protocol === 'TLSv1.3') {
     // RFC 9266: 32 bytes of the exporter with label EXPORTER-Channel-Binding and no context
-    channelBinding = { type: 'tls-exporter', value: socket.exportKeyingMaterial!(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
-  } else if (protocol === 'TLSv1.2') {
+    return { type: 'tls-exporter', value: socket.exportKeyingMaterial!(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0)) };
+  }
+  if (protocol === 'TLSv1.2') {
     // RFC 5929 §3.1: the first Finished of the latest handshake — the client's on a full
     // handshake, ours on a resumed one
     const v = socket.isSessionReused?.() ? socket.getFinished?.() : socket.getPeerFinished?.();
-    if (v) channelBinding = { type: 'tls-unique', value: v };
+    if (v) return { type: 'tls-unique', value: v };
   }
-  return { ...(clientCertDer ? { clientCertDer } : {}), ...(channelBinding ? { channelBinding } : {}) };
+  return undefined;
 }
 
+/**
+ * HTTP Basic, the TLS client certificate (leaf DER) and the channel binding, computed only when
+ * the enrollment layer reads it (a profile with channel binding on): most enrollments never do.
+ */
 function credentials(req: Request): PresentedCredentials {
   const basic = parseBasic(req.get('authorization'));
-  return { ...(basic ? { basic } : {}), ...tlsCredentials(req) };
+  const creds: PresentedCredentials = basic ? { basic } : {};
+  const socket = req.socket as Partial<TLSSocket>;
+  if (!socket.encrypted || typeof socket.getPeerX509Certificate !== 'function') return creds;
+  // getPeerX509Certificate: only the leaf, without building getPeerCertificate()'s whole object
+  const peer = socket.getPeerX509Certificate();
+  if (peer) creds.clientCertDer = peer.raw;
+  let binding: { v: ChannelBinding | undefined } | undefined;
+  Object.defineProperty(creds, 'channelBinding', { enumerable: true, get: () => (binding ??= { v: channelBindingOf(socket) }).v });
+  return creds;
 }
 
 /** The PKCS#10 of a request body: base64 (wrapped or not, RFC 8951), or PEM; DER when declared binary. */
