@@ -110,7 +110,7 @@ export function createHttpApp(deps: AppDeps): Express {
       const key = runtime.keyStore(false).keys.load(SERVICE_KEYS.scepRa);
       if (!key) throw notFound(`no SCEP RA key in ${runtime.dataDir.keysDir}`);
       const certDer = pemDecodeAll(runtime.dataDir.readCert(SERVICE_KEYS.scepRa))[0]!.der;
-      ra = new ScepRa(certDer, key);
+      ra = new ScepRa(certDer, key, null, runtime.crypto);
       return ra;
     };
     app.use(

@@ -57,7 +57,7 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
     const key = files.loadKey(SERVICE_KEYS.scepRa);
     const cert = files.readCert(SERVICE_KEYS.scepRa)?.[0];
     if (!key || !cert) throw notFound(`no SCEP RA key in ${rt.dataDir.keysDir}`);
-    ra = new ScepRa(cert, key);
+    ra = new ScepRa(cert, key, null, rt.crypto);
     return ra;
   };
   let tls: { server: https.Server; options: () => https.ServerOptions } | null = null;
@@ -89,7 +89,7 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
         // the RA in use keeps serving envelopes addressed to it while its certificate is valid
         const old = ra;
         const keep = old !== null && new Date(new crypto.X509Certificate(old.certDer).validTo) > rt.clock.now();
-        ra = new ScepRa(certDer, key, keep ? old.withoutPrevious() : null);
+        ra = new ScepRa(certDer, key, keep ? old.withoutPrevious() : null, rt.crypto);
       },
     },
   ];

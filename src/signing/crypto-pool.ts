@@ -11,6 +11,7 @@ import { decodeCsr, verifyCsrSignature, type DecodedCsr } from '../pki/csr.js';
 import { nodeDigestFor, type SignatureAlgorithm } from '../pki/algorithms.js';
 import { pkcs12Kdf } from '../pki/pkcs12.js';
 import { algorithmForKey, type Signer } from './signer.js';
+import { createKeyTransportDecryptor } from './rsa-kt.js';
 import { spkiOf } from './keys.js';
 
 export interface VerifiedCsr {
@@ -29,7 +30,21 @@ export interface CryptoEngine {
    * calls, so on a worker thread when there are some (factory batches make one per bundle).
    */
   pkcs12MacKey(password: string, salt: Buffer, iterations: number): Promise<Buffer>;
+  /**
+   * Registers an RSA key (the SCEP RA's) for signatures with a digest chosen per call (a CertRep
+   * uses the request's) and for RSA key-transport decryption with implicit rejection
+   * (signing/rsa-kt.ts: its rejection secret derives from the key, so every thread rejects a given
+   * ciphertext alike).
+   */
+  addRaKey(keyId: string, key: KeyObject): Promise<RaKeyOps>;
   close(): Promise<void>;
+}
+
+/** What addRaKey returns. */
+export interface RaKeyOps {
+  sign(digest: string, data: Buffer): Promise<Buffer>;
+  /** KeyTransportDecryptor.decrypt, on the engine's threads. */
+  decryptKeyTransport(ciphertext: Buffer, expectedLength: number): Promise<Buffer>;
 }
 
 /** Everything on the calling thread. */
@@ -46,6 +61,13 @@ export class InlineCryptoEngine implements CryptoEngine {
   async pkcs12MacKey(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
     return pkcs12Kdf(password, salt, 3, iterations, 32);
   }
+  async addRaKey(_keyId: string, key: KeyObject): Promise<RaKeyOps> {
+    const decryptor = createKeyTransportDecryptor(key);
+    return {
+      sign: async (digest, data) => crypto.sign(digest, data, key),
+      decryptKeyTransport: async (c, n) => decryptor.decrypt(c, n),
+    };
+  }
   async close(): Promise<void> {}
 }
 
@@ -53,7 +75,8 @@ type Request =
   | { id: number; op: 'verifyCsr'; der: Uint8Array }
   | { id: number; op: 'sign'; keyId: string; digest: string | null; data: Uint8Array }
   | { id: number; op: 'addKey'; keyId: string; pkcs8: Uint8Array }
-  | { id: number; op: 'pkcs12MacKey'; password: string; salt: Uint8Array; iterations: number };
+  | { id: number; op: 'pkcs12MacKey'; password: string; salt: Uint8Array; iterations: number }
+  | { id: number; op: 'ktDecrypt'; keyId: string; data: Uint8Array; expectedLength: number };
 /** Request without its id (distributes over the union). */
 type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; kind: CaErrorKind; message: string };
@@ -216,6 +239,21 @@ export class WorkerCryptoEngine implements CryptoEngine {
 
   async pkcs12MacKey(password: string, salt: Buffer, iterations: number): Promise<Buffer> {
     return toBuf((await this.call({ op: 'pkcs12MacKey', password, salt: transferable(salt), iterations })) as Uint8Array);
+  }
+
+  async addRaKey(keyId: string, key: KeyObject): Promise<RaKeyOps> {
+    this.keys.set(keyId, key);
+    await Promise.all(this.slots.map((slot) => this.loadKey(slot, keyId, key)));
+    return {
+      sign: async (digest, data) => {
+        const copy = transferable(data);
+        return toBuf((await this.call({ op: 'sign', keyId, digest, data: copy }, undefined, [copy.buffer as ArrayBuffer])) as Uint8Array);
+      },
+      decryptKeyTransport: async (ciphertext, expectedLength) => {
+        const copy = transferable(ciphertext);
+        return toBuf((await this.call({ op: 'ktDecrypt', keyId, data: copy, expectedLength }, undefined, [copy.buffer as ArrayBuffer])) as Uint8Array);
+      },
+    };
   }
 
   async close(): Promise<void> {

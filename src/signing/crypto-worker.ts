@@ -1,14 +1,18 @@
-/** Worker thread body of WorkerCryptoEngine: decodes/verifies CSRs, signs with in-memory keys, derives PKCS#12 MAC keys. */
+/** Worker thread body of WorkerCryptoEngine: decodes/verifies CSRs, signs with in-memory keys, opens RSA key transport, derives PKCS#12 MAC keys. */
 import crypto, { type KeyObject } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { CaError } from '../core/errors.js';
 import { decodeCsr, verifyCsrSignature } from '../pki/csr.js';
 import { pkcs12Kdf } from '../pki/pkcs12.js';
+import { createKeyTransportDecryptor, type KeyTransportDecryptor } from './rsa-kt.js';
 
 const keys = new Map<string, KeyObject>();
 const port = parentPort!;
 
-type Request = { id: number; op: string; der?: Uint8Array; keyId?: string; digest?: string | null; data?: Uint8Array; pkcs8?: Uint8Array; password?: string; salt?: Uint8Array; iterations?: number };
+type Request = { id: number; op: string; der?: Uint8Array; keyId?: string; digest?: string | null; data?: Uint8Array; pkcs8?: Uint8Array; password?: string; salt?: Uint8Array; iterations?: number; expectedLength?: number };
+
+/** Key-transport decryptors of the RA keys, made on first use. */
+const decryptors = new Map<string, KeyTransportDecryptor>();
 type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; kind: string; message: string };
 
 function handle(req: Request): Reply {
@@ -25,10 +29,21 @@ function handle(req: Request): Reply {
         value = crypto.sign(req.digest ?? null, req.data!, key);
         break;
       }
+      case 'ktDecrypt': {
+        let d = decryptors.get(req.keyId!);
+        if (!d) {
+          const key = keys.get(req.keyId!);
+          if (!key) throw new Error(`no key ${req.keyId} in worker`);
+          decryptors.set(req.keyId!, (d = createKeyTransportDecryptor(key)));
+        }
+        value = d.decrypt(Buffer.from(req.data!.buffer, req.data!.byteOffset, req.data!.byteLength), req.expectedLength!);
+        break;
+      }
       case 'pkcs12MacKey':
         value = pkcs12Kdf(req.password!, Buffer.from(req.salt!), 3, req.iterations!, 32);
         break;
       case 'addKey':
+        decryptors.delete(req.keyId!);
         keys.set(req.keyId!, crypto.createPrivateKey({ key: Buffer.from(req.pkcs8!), format: 'der', type: 'pkcs8' }));
         value = true;
         break;

@@ -43,6 +43,33 @@ describe.each(engines)('crypto engine (%s)', (_name, engine) => {
   });
 });
 
+describe('RA key (SCEP): key transport and CertRep signatures on the engine', () => {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const encrypt = (m: Buffer) => crypto.publicEncrypt({ key: publicKey, padding: crypto.constants.RSA_PKCS1_PADDING }, m);
+
+  it('workers and inline open the same ciphertexts to the same keys, good and bad padding alike (implicit rejection is per key, not per thread)', async () => {
+    const [w, i] = await Promise.all([workers.addRaKey('ra-test', privateKey), inline.addRaKey('ra-test', privateKey)]);
+    const cek = crypto.randomBytes(32);
+    const good = encrypt(cek);
+    const wrongLength = encrypt(crypto.randomBytes(16));
+    const garbage = crypto.randomBytes(256);
+    for (const c of [good, wrongLength, garbage]) {
+      const [a, b, again] = await Promise.all([w.decryptKeyTransport(c, 32), i.decryptKeyTransport(c, 32), w.decryptKeyTransport(c, 32)]);
+      expect(a).toHaveLength(32);
+      expect(a.equals(b)).toBe(true);
+      expect(a.equals(again)).toBe(true);
+    }
+    expect((await w.decryptKeyTransport(good, 32)).equals(cek)).toBe(true);
+    expect((await w.decryptKeyTransport(wrongLength, 32)).equals(cek)).toBe(false);
+  });
+
+  it('sign/the digest is chosen per call; signatures verify with the RA public key', async () => {
+    const w = await workers.addRaKey('ra-test-sign', privateKey);
+    const data = crypto.randomBytes(300);
+    for (const digest of ['sha256', 'sha512', 'sha1']) expect(crypto.verify(digest, data, publicKey, await w.sign(digest, data))).toBe(true);
+  });
+});
+
 describe('worker crash', () => {
   it('a dead worker is replaced with its keys; later signatures succeed', async () => {
     const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });

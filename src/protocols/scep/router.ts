@@ -80,10 +80,10 @@ export function createScepRouter(deps: ScepDeps): Router {
     res.status(200).type('application/x-pki-message').send(der);
   };
 
-  const certRep = (res: Response, msg: PkiMessage, status: 'SUCCESS' | 'FAILURE' | 'PENDING', extra: { failInfo?: ScepFailInfo; envelopedData?: Buffer; legacy?: boolean } = {}) => {
+  const certRep = async (res: Response, msg: PkiMessage, status: 'SUCCESS' | 'FAILURE' | 'PENDING', extra: { failInfo?: ScepFailInfo; envelopedData?: Buffer; legacy?: boolean } = {}) => {
     sendMessage(
       res,
-      deps.ra().signCertRep(
+      await deps.ra().signCertRep(
         {
           digest: replyDigest(msg, extra.legacy ?? false),
           status,
@@ -124,9 +124,9 @@ export function createScepRouter(deps: ScepDeps): Router {
     }
     const digestOk = msg.digestName !== undefined && checkMessageDigest(msg, msg.digestName);
     let inner: Buffer | null;
-    let cipher: ReturnType<ScepRa['openEnvelope']>['cipher'] | null = null;
+    let cipher: Awaited<ReturnType<ScepRa['openEnvelope']>>['cipher'] | null = null;
     try {
-      const opened = deps.ra().openEnvelope(msg.content ?? Buffer.alloc(0), (c) => c.name.startsWith('aes-') || (legacy && c.name === 'des-ede3-cbc'));
+      const opened = await deps.ra().openEnvelope(msg.content ?? Buffer.alloc(0), (c) => c.name.startsWith('aes-') || (legacy && c.name === 'des-ede3-cbc'));
       inner = opened.content;
       cipher = opened.cipher;
     } catch {
@@ -155,7 +155,7 @@ export function createScepRouter(deps: ScepDeps): Router {
     }
     if (!signatureOk || !digestOk || !digestAllowed || inner === null || cipher === null || !innerOk) {
       log.warn({ status: 'FAILURE', failInfo: 'badMessageCheck' }, 'scep request refused: signature, digest, envelope or inner request invalid');
-      rep('FAILURE', { failInfo: 'badMessageCheck' });
+      await rep('FAILURE', { failInfo: 'badMessageCheck' });
       return;
     }
 
@@ -164,7 +164,7 @@ export function createScepRouter(deps: ScepDeps): Router {
     // another key type before anything is issued or a one-time secret is spent
     if (signerKey?.asymmetricKeyType !== 'rsa') {
       log.warn({ status: 'FAILURE', failInfo: 'badAlg', signerKeyType: signerKey?.asymmetricKeyType }, 'scep request refused: the signer key is not RSA, so no reply can be encrypted to it');
-      rep('FAILURE', { failInfo: 'badAlg' });
+      await rep('FAILURE', { failInfo: 'badAlg' });
       return;
     }
     // the signer as a transaction remembers it: its issuer and public key, not the certificate's
@@ -172,15 +172,15 @@ export function createScepRouter(deps: ScepDeps): Router {
     // the key alone (a same-key renewal signed by the issued certificate is another transaction)
     const signerParts = certificateParts(msg.signerCertDer);
     const signerSha = crypto.createHash('sha256').update(signerParts.issuerDer).update(signerParts.spkiDer).digest();
-    const reply = (result: EnrollResult) => {
+    const reply = async (result: EnrollResult) => {
       if (result.kind === 'pending') {
         log.info({ status: 'PENDING', request: result.requestId, actor: result.actor }, 'scep enrollment waits for approval');
-        rep('PENDING');
+        await rep('PENDING');
         return;
       }
       const cert = result.certificate;
       log.info({ status: 'SUCCESS', serial: cert.serial, device: cert.deviceId, profile: cert.profile, actor: result.actor, superseded: result.superseded }, 'scep certificate issued');
-      rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, signerKey, encodeCertsOnly([cert.der]), cipher) });
+      await rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, signerKey, encodeCertsOnly([cert.der]), cipher) });
     };
     const txs = deps.enrollment.scepTransactions;
     try {
@@ -194,13 +194,13 @@ export function createScepRouter(deps: ScepDeps): Router {
             // RFC 8894 §3.2.1.1: a transactionID names one request; the same one again is a retransmission
             if (!tx.csrSha256.equals(csrHash)) {
               log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: transactionID replayed with another CSR');
-              rep('FAILURE', { failInfo: 'badRequest' });
+              await rep('FAILURE', { failInfo: 'badRequest' });
               return;
             }
-            if (tx.serial) return reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
+            if (tx.serial) return await reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
             const result = await deps.enrollment.issueApproved(tx.requestId!, 'scep');
             if (result.kind === 'issued') await txs.recordScepTransaction({ ...tx, serial: result.certificate.serial }, deps.now());
-            return reply(result);
+            return await reply(result);
           }
           let operation: EnrollOperation;
           let credentials: PresentedCredentials;
@@ -225,24 +225,24 @@ export function createScepRouter(deps: ScepDeps): Router {
             },
             deps.now(),
           );
-          return reply(result);
+          return await reply(result);
         }
         case SCEP_MESSAGE_TYPE.CertPoll: {
           // RFC 8894 §3.3.3: the poll carries the transactionID of the request it asks about
           const tx = await txs.getScepTransaction(msg.transactionId, signerSha);
           if (!tx) {
             log.warn({ status: 'FAILURE', failInfo: 'badCertId' }, 'scep CertPoll refused: no such transaction for this signer');
-            rep('FAILURE', { failInfo: 'badCertId' });
+            await rep('FAILURE', { failInfo: 'badCertId' });
             return;
           }
-          if (tx.serial) return reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
+          if (tx.serial) return await reply({ kind: 'issued', certificate: await deps.enrollment.issuedCertificate(tx.serial), superseded: [], actor: `transaction:${tx.transactionId}` });
           if (!tx.requestId) {
-            rep('FAILURE', { failInfo: 'badCertId' });
+            await rep('FAILURE', { failInfo: 'badCertId' });
             return;
           }
           const result = await deps.enrollment.issueApproved(tx.requestId, 'scep');
           if (result.kind === 'issued') await txs.recordScepTransaction({ ...tx, serial: result.certificate.serial }, deps.now());
-          return reply(result);
+          return await reply(result);
         }
         case SCEP_MESSAGE_TYPE.GetCert:
         case SCEP_MESSAGE_TYPE.GetCRL: {
@@ -256,24 +256,24 @@ export function createScepRouter(deps: ScepDeps): Router {
             content = encodeCrlsOnly([crl]);
           }
           log.info({ status: 'SUCCESS', serial: c.serial }, type === SCEP_MESSAGE_TYPE.GetCert ? 'scep GetCert' : 'scep GetCRL');
-          rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, signerKey, content, cipher) });
+          await rep('SUCCESS', { envelopedData: deps.ra().sealFor(msg.signerCertDer, signerKey, content, cipher) });
           return;
         }
         default:
           log.warn({ status: 'FAILURE', failInfo: 'badRequest' }, 'scep request refused: unsupported messageType');
-          rep('FAILURE', { failInfo: 'badRequest' });
+          await rep('FAILURE', { failInfo: 'badRequest' });
           return;
       }
     } catch (err) {
       const e = toCaError(err);
       const f = failInfoFor(e);
       if (f === 'pending') {
-        rep('PENDING');
+        await rep('PENDING');
         return;
       }
       const failInfo: ScepFailInfo = f === 'unavailable' ? 'badRequest' : f;
       log[e.kind === 'internal' ? 'error' : 'warn']({ status: 'FAILURE', failInfo, kind: e.kind, err: e.message }, 'scep request refused');
-      rep('FAILURE', { failInfo });
+      await rep('FAILURE', { failInfo });
     }
   };
 
