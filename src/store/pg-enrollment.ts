@@ -256,24 +256,20 @@ const toScepTx = (r: ScepTxRow): ScepTransaction => ({
   serial: r.serial,
 });
 
-export async function getScepTransaction(q: Query, transactionId: string, signerSha256: Buffer): Promise<ScepTransaction | null> {
+/** SCEP transaction records by (transactionID, signer), for a batch of callers (one query). */
+export async function scepTransactionsOf(q: Query, keys: Array<{ transactionId: string; signerSha256: Buffer }>): Promise<Array<ScepTransaction | null>> {
   const { rows } = await q<ScepTxRow>(
-    `SELECT transaction_id, csr_sha256, signer_sha256, request_id::text, serial FROM scep_transactions
-      WHERE transaction_id = $1 AND signer_sha256 = $2`,
-    [transactionId, signerSha256],
-    'fleetca_scep_tx',
+    `SELECT s.transaction_id, s.csr_sha256, s.signer_sha256, s.request_id::text, s.serial
+       FROM scep_transactions s JOIN unnest($1::text[], $2::bytea[]) AS k(transaction_id, signer_sha256)
+         ON s.transaction_id = k.transaction_id AND s.signer_sha256 = k.signer_sha256`,
+    [keys.map((k) => k.transactionId), keys.map((k) => k.signerSha256)],
+    'fleetca_scep_txs_of',
   );
-  return rows[0] ? toScepTx(rows[0]) : null;
+  const found = new Map(rows.map((r) => [`${r.transaction_id}\u0000${r.signer_sha256.toString('hex')}`, r]));
+  return keys.map((k) => {
+    const r = found.get(`${k.transactionId}\u0000${k.signerSha256.toString('hex')}`);
+    return r ? toScepTx(r) : null;
+  });
 }
 
-export async function recordScepTransaction(q: Query, t: ScepTransaction, at: Date): Promise<void> {
-  await q(
-    `INSERT INTO scep_transactions (transaction_id, signer_sha256, csr_sha256, request_id, serial, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $6)
-     ON CONFLICT (transaction_id, signer_sha256) DO UPDATE
-       SET csr_sha256 = EXCLUDED.csr_sha256, request_id = coalesce(EXCLUDED.request_id, scep_transactions.request_id),
-           serial = coalesce(EXCLUDED.serial, scep_transactions.serial), updated_at = EXCLUDED.updated_at`,
-    [t.transactionId, t.signerSha256, t.csrSha256, t.requestId, t.serial, at],
-    'fleetca_record_scep_tx',
-  );
-}
+// recordScepTransaction is a PgStore group-commit operation (SQL_RECORD_SCEP_TXS in pg-store.ts).

@@ -142,7 +142,9 @@ type ConsumeOp = { kind: 'consume'; id: string; serial: string; at: Date; audit:
 /** Supersession of the certificates a new one replaces (enrollment/renew.ts supersedeReplaced). */
 type SupersedeOp = { kind: 'supersede'; s: SupersedeInput; audit: AuditEntry; renewed: AuditEntry | null } & Settle<string[]>;
 type SupersedeInput = { deviceId: string; profile: string; newSerial: string; at: Date; revokeAt: Date };
-type WriteOp = IntentOp | CommitOp | FailOp | ClaimOp | ConsumeOp | SupersedeOp;
+/** The record of a SCEP transaction (every PKCSReq/RenewalReq writes one). */
+type ScepTxOp = { kind: 'scepTx'; t: ScepTransaction; at: Date } & Settle<void>;
+type WriteOp = IntentOp | CommitOp | FailOp | ClaimOp | ConsumeOp | SupersedeOp | ScepTxOp;
 
 /** What one operation of a flush came to; applied to its promise only after COMMIT. */
 type Outcome = { ok: true; value: unknown } | { ok: false; error: CaError };
@@ -307,6 +309,16 @@ WITH input AS (
   ) x ORDER BY x.ord, x.k, x.s
 )
 SELECT ord, serial FROM upd ORDER BY ord, serial`;
+
+/** Upserts SCEP transaction records for many callers, each naming a different transaction (see writeScepTxs). */
+const SQL_RECORD_SCEP_TXS = `
+INSERT INTO scep_transactions (transaction_id, signer_sha256, csr_sha256, request_id, serial, created_at, updated_at)
+SELECT t.transaction_id, t.signer_sha256, t.csr_sha256, t.request_id, t.serial, t.at, t.at
+  FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::bigint[], $5::text[], $6::timestamptz[])
+    AS t(transaction_id, signer_sha256, csr_sha256, request_id, serial, at)
+ON CONFLICT (transaction_id, signer_sha256) DO UPDATE
+  SET csr_sha256 = EXCLUDED.csr_sha256, request_id = coalesce(EXCLUDED.request_id, scep_transactions.request_id),
+      serial = coalesce(EXCLUDED.serial, scep_transactions.serial), updated_at = EXCLUDED.updated_at`;
 
 /** Devices by id and unexpired certificates by SPKI hash, for a batch of issuance-context reads. */
 const SQL_ISSUANCE_CONTEXT = `
@@ -527,6 +539,11 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   private readonly contextReads = new ReadBatcher<ContextRead, IssuanceContext>((b) => this.readContexts(b), DEFAULT_MAX_BATCH, this.isClosed);
   private readonly secretReads = new ReadBatcher<{ deviceId: string; at: Date }, SecretRecord[]>(
     (b) => enr.usableSecretsOf(this.boundQuery, b),
+    DEFAULT_MAX_BATCH,
+    this.isClosed,
+  );
+  private readonly scepTxReads = new ReadBatcher<{ transactionId: string; signerSha256: Buffer }, ScepTransaction | null>(
+    (b) => enr.scepTransactionsOf(this.boundQuery, b),
     DEFAULT_MAX_BATCH,
     this.isClosed,
   );
@@ -781,7 +798,8 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     const claims = ops.filter((o): o is ClaimOp => o.kind === 'claim');
     const consumes = ops.filter((o): o is ConsumeOp => o.kind === 'consume');
     const supersedes = ops.filter((o): o is SupersedeOp => o.kind === 'supersede');
-    const multi = [intents, commits, fails, claims, consumes, supersedes].filter((g) => g.length > 0).length > 1;
+    const scepTxs = ops.filter((o): o is ScepTxOp => o.kind === 'scepTx');
+    const multi = [intents, commits, fails, claims, consumes, supersedes, scepTxs].filter((g) => g.length > 0).length > 1;
     const out = new Map<WriteOp, Outcome>();
     if (multi) await client.query('BEGIN');
     try {
@@ -791,6 +809,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       if (claims.length > 0) await this.writeClaims(client, claims, out);
       if (consumes.length > 0) await this.writeConsumes(client, consumes, out);
       if (supersedes.length > 0) await this.writeSupersedes(client, supersedes, out);
+      if (scepTxs.length > 0) await this.writeScepTxs(client, scepTxs, out);
       if (multi) await client.query('COMMIT');
     } catch (err) {
       if (multi && !isConnectionError(err)) await client.query('ROLLBACK').catch(() => undefined);
@@ -818,25 +837,9 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     for (const op of ops) out.set(op, { ok: true, value: undefined });
   }
 
-  /**
-   * One statement per round: a round takes at most one caller per (device, profile), in queue
-   * order, so two renewals of one device in a group supersede one after the other as they would
-   * alone (the later one replaces the earlier one's certificate).
-   */
+  /** Two renewals of one device in a group supersede one after the other, as alone (roundsByKey). */
   private async writeSupersedes(client: pg.PoolClient, ops: SupersedeOp[], out: Map<WriteOp, Outcome>): Promise<void> {
-    let rest = ops;
-    while (rest.length > 0) {
-      const seen = new Set<string>();
-      const round: SupersedeOp[] = [];
-      const later: SupersedeOp[] = [];
-      for (const op of rest) {
-        const key = JSON.stringify([op.s.deviceId, op.s.profile]);
-        if (seen.has(key)) later.push(op);
-        else {
-          seen.add(key);
-          round.push(op);
-        }
-      }
+    for (const round of roundsByKey(ops, (o) => JSON.stringify([o.s.deviceId, o.s.profile]))) {
       const renewed = round.map((o) => o.renewed ?? { at: null, actor: null, action: null, target: null, details: null });
       const { rows } = await client.query<{ ord: string; serial: string }>({
         name: 'fleetca_supersede',
@@ -858,7 +861,25 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       const replaced = round.map((): string[] => []);
       for (const r of rows) replaced[Number(r.ord) - 1]!.push(r.serial);
       round.forEach((op, i) => out.set(op, { ok: true, value: replaced[i] }));
-      rest = later;
+    }
+  }
+
+  /** One upsert per round: ON CONFLICT may touch a row once per statement. */
+  private async writeScepTxs(client: pg.PoolClient, ops: ScepTxOp[], out: Map<WriteOp, Outcome>): Promise<void> {
+    for (const round of roundsByKey(ops, (o) => `${o.t.transactionId}\u0000${o.t.signerSha256.toString('hex')}`)) {
+      await client.query({
+        name: 'fleetca_record_scep_txs',
+        text: SQL_RECORD_SCEP_TXS,
+        values: [
+          round.map((o) => o.t.transactionId),
+          round.map((o) => o.t.signerSha256),
+          round.map((o) => o.t.csrSha256),
+          round.map((o) => o.t.requestId),
+          round.map((o) => o.t.serial),
+          round.map((o) => o.at),
+        ],
+      });
+      for (const op of round) out.set(op, { ok: true, value: undefined });
     }
   }
 
@@ -1537,12 +1558,13 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     return enr.dueSuperseded(this.boundQuery, at, checkLimit(limit));
   }
 
+  /** Every SCEP request starts here: batched (ReadBatcher). */
   getScepTransaction(transactionId: string, signerSha256: Buffer): Promise<ScepTransaction | null> {
-    return enr.getScepTransaction(this.boundQuery, transactionId, signerSha256);
+    return this.scepTxReads.get({ transactionId, signerSha256 });
   }
 
   recordScepTransaction(t: ScepTransaction, at: Date): Promise<void> {
-    return enr.recordScepTransaction(this.boundQuery, t, at);
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'scepTx', t, at, resolve, reject }));
   }
 
   // ------------------------------------------------------------ expiry tracking (pg-expiry.ts)
@@ -1653,6 +1675,22 @@ function auditColumns(entries: AuditEntry[]): unknown[] {
 function checkLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 0) throw internal(`invalid limit ${limit}`);
   return limit;
+}
+
+/**
+ * Splits ops into rounds holding at most one op per key, in queue order: a multi-row statement
+ * per round then behaves as the ops would one after the other.
+ */
+function roundsByKey<T>(ops: T[], key: (op: T) => string): T[][] {
+  const rounds: T[][] = [];
+  const next = new Map<string, number>();
+  for (const op of ops) {
+    const k = key(op);
+    const r = next.get(k) ?? 0;
+    next.set(k, r + 1);
+    (rounds[r] ??= []).push(op);
+  }
+  return rounds;
 }
 
 function settleAll(ops: WriteOp[], outcomes: Map<WriteOp, Outcome>): void {

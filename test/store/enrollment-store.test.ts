@@ -453,3 +453,31 @@ describe('supersession', () => {
     expect(await store.dueSuperseded(at(DAY), 1)).toHaveLength(1);
   });
 });
+
+describe('SCEP transactions', () => {
+  const tx = (id: string, signer: Buffer, extra: { requestId?: string | null; serial?: string | null } = {}) => ({
+    transactionId: id,
+    signerSha256: signer,
+    csrSha256: randomBytes(32),
+    requestId: extra.requestId ?? null,
+    serial: extra.serial ?? null,
+  });
+
+  it('recordScepTransaction/callers in one group: each recorded; the same transaction twice merges in order (a later serial, the earlier request kept)', async () => {
+    const signer = randomBytes(32);
+    const other = randomBytes(32);
+    const first = tx('tx-group-1', signer, { requestId: '7' });
+    const second = { ...tx('tx-group-1', signer, { serial: '0a0b0c' }), csrSha256: first.csrSha256 };
+    await Promise.all([store.recordScepTransaction(first, T0), store.recordScepTransaction(tx('tx-group-2', other), T0), store.recordScepTransaction(second, at(1))]);
+    const [a, b, none, wrongSigner] = await Promise.all([
+      store.getScepTransaction('tx-group-1', signer),
+      store.getScepTransaction('tx-group-2', other),
+      store.getScepTransaction('tx-group-3', signer),
+      store.getScepTransaction('tx-group-1', other),
+    ]);
+    expect(a).toEqual({ transactionId: 'tx-group-1', signerSha256: signer, csrSha256: first.csrSha256, requestId: '7', serial: '0a0b0c' });
+    expect(b).toMatchObject({ transactionId: 'tx-group-2', requestId: null, serial: null });
+    expect(none).toBeNull();
+    expect(wrongSigner).toBeNull();
+  });
+});
