@@ -3,6 +3,7 @@
  * error handler (internal details go to the log, never to the client).
  */
 import crypto from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, Response, RequestHandler, ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
@@ -98,6 +99,26 @@ export const notFoundHandler: RequestHandler = (_req, res) => {
 const DRAIN_MAX = 8 * 1024 * 1024;
 
 /**
+ * Calls `send` (a refusal, typically 413 with Connection: close) once the request body has been
+ * read and dropped, so that a client still sending gets the answer instead of a reset (closing
+ * with unread data makes the kernel send RST, and curl reports "Send failure" without reading the
+ * 413); past DRAIN_MAX the connection is cut.
+ */
+export function answerAfterDraining(req: IncomingMessage, send: () => void): void {
+  if (req.complete) {
+    send();
+    return;
+  }
+  let seen = 0;
+  req.on('data', (c: Buffer) => {
+    seen += c.length;
+    if (seen > DRAIN_MAX) req.socket.destroy();
+  });
+  req.once('end', send);
+  req.resume();
+}
+
+/**
  * Last-resort error handler: body-parser errors keep their status (413 too large, 400 bad
  * syntax); CaErrors map to a status; anything else is a 500 without detail.
  */
@@ -112,17 +133,9 @@ export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next)
       if (req.path.startsWith('/api/')) res.status(status).type('application/problem+json').send(JSON.stringify({ type: 'about:blank', title: detail, status, detail }));
       else res.status(status).type('text/plain').send(`${detail}\n`);
     };
-    if (status === 413 && !req.complete) {
-      // read (and drop) the rest of the body before answering, so that a client still sending
-      // gets the 413 instead of a reset; past DRAIN_MAX, cut the connection
+    if (status === 413) {
       res.setHeader('Connection', 'close');
-      let seen = 0;
-      req.on('data', (c: Buffer) => {
-        seen += c.length;
-        if (seen > DRAIN_MAX) req.socket.destroy();
-      });
-      req.once('end', send);
-      req.resume();
+      answerAfterDraining(req, send);
       return;
     }
     send();

@@ -13,6 +13,7 @@ import crypto from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { OcspAnswer } from '../../ca/ocsp.js';
 import { encodeOcspError } from '../../pki/ocsp.js';
+import { answerAfterDraining } from '../../http/common.js';
 
 export interface OcspHandlerDeps {
   /** Synchronous for a cached answer (the hot path), a promise otherwise. */
@@ -103,8 +104,7 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
       const declared = Number(req.headers['content-length'] ?? NaN);
       if (declared > deps.maxBody) {
         deps.log({ bytes: declared }, 'OCSP request body too large');
-        fail(res, 413, `OCSP requests are limited to ${deps.maxBody} bytes\n`, { Connection: 'close' });
-        req.destroy();
+        answerAfterDraining(req, () => fail(res, 413, `OCSP requests are limited to ${deps.maxBody} bytes\n`, { Connection: 'close' }));
         return true;
       }
       const chunks: Buffer[] = [];
@@ -116,8 +116,7 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
         if (size > deps.maxBody) {
           over = true;
           deps.log({ bytes: size }, 'OCSP request body too large');
-          fail(res, 413, `OCSP requests are limited to ${deps.maxBody} bytes\n`, { Connection: 'close' });
-          req.destroy();
+          answerAfterDraining(req, () => fail(res, 413, `OCSP requests are limited to ${deps.maxBody} bytes\n`, { Connection: 'close' }));
           return;
         }
         chunks.push(c);
