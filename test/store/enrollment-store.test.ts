@@ -126,6 +126,23 @@ describe('secrets', () => {
     expect(got.map((c) => c?.serial ?? null)).toEqual([c2.serial, c1.serial, null]);
   });
 
+  it('createSecrets/many at once refresh the table\'s planner statistics (stale ones made every claim scan all outstanding secrets)', async () => {
+    const lastAnalyze = async () =>
+      (await store.pool.query<{ t: Date | null }>(`SELECT last_analyze AS t FROM pg_stat_user_tables WHERE relname = 'enrollment_secrets'`)).rows[0]?.t ?? null;
+    const before = await lastAnalyze();
+    const devices = Array.from({ length: 600 }, (_, i) => `sec-many-${i}`);
+    await store.createSecrets(devices.map((d) => newSecret(d)), devices.map((d) => auditFor('secret.created', d)));
+    let after = await lastAnalyze();
+    for (let i = 0; i < 100 && (after === null || (before !== null && after <= before)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await lastAnalyze();
+    }
+    expect(after).not.toBeNull();
+    if (before !== null) expect(after!.getTime()).toBeGreaterThan(before.getTime());
+    const { rows } = await store.pool.query<{ n: number }>(`SELECT reltuples::int AS n FROM pg_class WHERE relname = 'enrollment_secrets'`);
+    expect(rows[0]!.n).toBeGreaterThanOrEqual(600);
+  });
+
   it('claimSecret/of 10 concurrent claims exactly one → true', async () => {
     const id = await oneSecret('sec-race');
     const results = await Promise.all(Array.from({ length: 10 }, () => store.claimSecret(id, T0)));
