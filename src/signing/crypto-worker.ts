@@ -57,7 +57,22 @@ function handle(req: Request): Reply {
   }
 }
 
+/**
+ * Secret results (a content-encryption key, a PKCS#12 MAC key) move to the parent instead of being
+ * copied, so no copy lingers in this thread's heap; only a buffer that owns its whole ArrayBuffer
+ * can move (a pooled one would take its neighbours along).
+ */
+const SECRET_RESULTS = new Set(['ktDecrypt', 'pkcs12MacKey']);
+function movable(req: Request, r: Reply): ArrayBuffer[] {
+  if (!r.ok || !SECRET_RESULTS.has(req.op) || !(r.value instanceof Uint8Array)) return [];
+  const v = r.value;
+  return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength && v.buffer instanceof ArrayBuffer ? [v.buffer] : [];
+}
+
 // a batch (the requests of one turn of the parent's event loop) is answered by one message
 port.on('message', (m: Request | { batch: Request[] }) => {
-  port.postMessage('batch' in m ? { batch: m.batch.map(handle) } : handle(m));
+  const reqs = 'batch' in m ? m.batch : [m];
+  const replies = reqs.map(handle);
+  const transfer = reqs.flatMap((req, i) => movable(req, replies[i]!));
+  port.postMessage('batch' in m ? { batch: replies } : replies[0], transfer);
 });
