@@ -8,18 +8,11 @@ import { CaError, badRequest, notFound } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import type { CertificateAuthority } from '../ca/issuance.js';
 import type { AuditStore, RevocationReason } from '../ca/ports.js';
+import { REVOCATION_REASONS } from '../ca/revocation.js';
 import type { BatchRecord, BatchStore } from './ports.js';
 
 /** Reasons a recall may give (a hold is not a recall: use `fleetca hold`). */
-export const RECALL_REASONS: readonly RevocationReason[] = [
-  'unspecified',
-  'keyCompromise',
-  'cACompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'privilegeWithdrawn',
-];
+export const RECALL_REASONS: readonly RevocationReason[] = REVOCATION_REASONS.filter((r) => r !== 'certificateHold' && r !== 'aACompromise');
 
 export interface RecallDeps {
   ca: CertificateAuthority;

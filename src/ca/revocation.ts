@@ -8,12 +8,19 @@
  *   cannot be released.
  * - invalidityDate (RFC 5280 §5.3.2) is kept when given, for any reason except hold and release.
  */
-import { encodeCrlEntry } from '../pki/crl.js';
+import { REVOCATION_REASON_CODES, encodeCrlEntry } from '../pki/crl.js';
 import { policyRejected } from '../core/errors.js';
 import { hexToSerialBytes } from './serials.js';
 import type { RevocationReason } from './ports.js';
 
 /** The CRL entry of a certificate in its revoked or held state (stored with the row). */
+/**
+ * The reasons a revocation may name: every RFC 5280 CRLReason but removeFromCRL, which only marks a
+ * released hold in a delta CRL. Adapters narrow it (the admin API and recalls leave certificateHold
+ * to the hold commands).
+ */
+export const REVOCATION_REASONS: readonly RevocationReason[] = (Object.keys(REVOCATION_REASON_CODES) as RevocationReason[]).filter((r) => r !== 'removeFromCRL');
+
 export function crlEntryOf(e: { serial: string; revokedAt: Date; reason: RevocationReason; invalidityDate: Date | null }): Buffer {
   return encodeCrlEntry(
     { serial: hexToSerialBytes(e.serial), revocationDate: e.revokedAt, reason: e.reason, ...(e.invalidityDate ? { invalidityDate: e.invalidityDate } : {}) },

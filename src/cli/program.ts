@@ -20,6 +20,7 @@ import type { KeyStore } from '../signing/key-store.js';
 import { initHierarchy } from '../ca/bootstrap.js';
 import { crlSettingsOf, publishCrls } from '../ca/crl.js';
 import { rolloverIntermediate, rolloverRoot } from '../ca/rollover.js';
+import { REVOCATION_REASONS } from '../ca/revocation.js';
 import { certificateParts } from '../pki/cert-parts.js';
 import { currentIssuer, lineageOf } from '../ca/issuers.js';
 import { createHash } from 'node:crypto';
@@ -120,17 +121,6 @@ export function exitCodeFor(kind: CaErrorKind): number {
   }
 }
 
-const REASONS: RevocationReason[] = [
-  'unspecified',
-  'keyCompromise',
-  'cACompromise',
-  'affiliationChanged',
-  'superseded',
-  'cessationOfOperation',
-  'certificateHold',
-  'privilegeWithdrawn',
-  'aACompromise',
-];
 
 function certPem(der: Buffer): string {
   return pemEncode('CERTIFICATE', der);
@@ -500,7 +490,7 @@ export function buildProgram(host: CliHost): Command {
       .option('--json', 'print the changed certificates as JSON on stdout');
 
   statusCommand('revoke', 'revoke a certificate (serial in hex, as `openssl x509 -serial` prints it); a held one too')
-    .addOption(new Option('--reason <reason>', 'RFC 5280 reason').choices(REASONS).default('unspecified'))
+    .addOption(new Option('--reason <reason>', 'RFC 5280 reason').choices([...REVOCATION_REASONS]).default('unspecified'))
     .option('--invalidity-date <iso>', 'when the key is known or suspected to have been compromised (RFC 5280 §5.3.2)')
     .action(async (serialText: string | undefined, o: { dataDir: string; device?: string; json?: boolean; reason: RevocationReason; invalidityDate?: string }) => {
       const t = target(serialText, o.device);

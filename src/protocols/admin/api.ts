@@ -23,6 +23,7 @@ import { pemEncode } from '../../pki/pem.js';
 import type { NacIdentity } from '../../enrollment/nac.js';
 import { batchRejectView, batchView } from '../../bulk/views.js';
 import { RECALL_REASONS } from '../../bulk/recall.js';
+import { REVOCATION_REASONS } from '../../ca/revocation.js';
 import type { BatchRecord, BatchReject } from '../../bulk/ports.js';
 import { createHash } from 'node:crypto';
 import type { CertificateRecord, CertificateStatus, DevicePatch, DeviceRecord, RevocationReason } from '../../ca/ports.js';
@@ -120,7 +121,8 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 
 const LIMIT = z.coerce.number().int().min(1).max(1000).default(100);
 const text = (max: number) => z.string().max(max);
-const REASONS = ['unspecified', 'keyCompromise', 'cACompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn', 'aACompromise'] as const;
+/** Revocation reasons of the revoke routes: a hold has its own route. */
+const REASONS = REVOCATION_REASONS.filter((r) => r !== 'certificateHold') as [RevocationReason, ...RevocationReason[]];
 
 const deviceQuery = z.strictObject({
   profile: text(64).optional(),
