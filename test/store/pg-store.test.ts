@@ -26,6 +26,29 @@ describe('PgStore.open', () => {
       kind: 'unavailable',
     });
   });
+
+  it('its connections plan prepared statements once (generic plans), keeping options of their own', async () => {
+    const own = await PgStore.open({ connectionString: suite.db.connectionString, poolConfig: { options: '-c statement_timeout=4321' }, max: 1 });
+    try {
+      const { rows } = await own.pool.query<{ mode: string; timeout: string }>(
+        "SELECT current_setting('plan_cache_mode') AS mode, current_setting('statement_timeout') AS timeout",
+      );
+      expect(rows[0]).toEqual({ mode: 'force_generic_plan', timeout: '4321ms' });
+      // a named statement run twice: the second run is not planned again
+      const client = await own.pool.connect();
+      try {
+        for (let i = 0; i < 2; i++) await client.query({ name: 'plan_once', text: 'SELECT count(*) FROM devices WHERE id = ANY($1::text[])', values: [['a', 'b']] });
+        const { rows: plans } = await client.query<{ generic_plans: string; custom_plans: string }>(
+          "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'plan_once'",
+        );
+        expect(plans[0]).toEqual({ generic_plans: '2', custom_plans: '0' });
+      } finally {
+        client.release();
+      }
+    } finally {
+      await own.close();
+    }
+  });
 });
 
 describe('devices', () => {
