@@ -116,8 +116,10 @@ const DEFAULT_POOL_SIZE = 8;
  * generic plans of all of them use the same indexes (checked with EXPLAIN (GENERIC_PLAN) on a
  * populated database), so the store's connections plan each once. Statements without a name
  * (ad hoc, one-shot) are planned with their values as before: this setting does not touch them.
+ * Behind a transaction-pooling PgBouncer the SET may not follow the statements to the server: then
+ * PostgreSQL just plans as it did before.
  */
-const GENERIC_PLANS = '-c plan_cache_mode=force_generic_plan';
+const GENERIC_PLANS = 'SET plan_cache_mode = force_generic_plan';
 const DEFAULT_MAX_IN_FLIGHT = 2;
 const DEFAULT_MAX_BATCH = 256;
 const DEFAULT_GATHER_MS = 2;
@@ -584,13 +586,17 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     const config: pg.PoolConfig = { ...opts.poolConfig };
     if (opts.connectionString !== undefined) config.connectionString = opts.connectionString;
     config.max = opts.max ?? opts.poolConfig?.max ?? DEFAULT_POOL_SIZE;
-    config.options = [config.options, GENERIC_PLANS].filter(Boolean).join(' ');
     const pool = new pg.Pool(config);
     const log = opts.log ?? (() => {});
     // An idle client losing its connection (database restart) must not crash the process;
     // the pool drops it and the next query reconnects.
     pool.on('error', (err) => log(`idle database connection lost: ${err.message}`));
     guardClients(pool, log); // before the first client is made
+    // a SET ahead of the new connection's first query (pg-pool emits 'connect' before handing the
+    // client out), not a startup option: connection poolers such as PgBouncer refuse those
+    pool.on('connect', (client) => {
+      client.query(GENERIC_PLANS).catch((err: Error) => log(`could not set plan_cache_mode: ${err.message}`));
+    });
     try {
       await pool.query('SELECT 1');
     } catch (err) {
