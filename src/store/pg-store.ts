@@ -586,17 +586,19 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     const config: pg.PoolConfig = { ...opts.poolConfig };
     if (opts.connectionString !== undefined) config.connectionString = opts.connectionString;
     config.max = opts.max ?? opts.poolConfig?.max ?? DEFAULT_POOL_SIZE;
-    const pool = new pg.Pool(config);
     const log = opts.log ?? (() => {});
+    // a SET that each new connection runs before it is handed out, not a startup option:
+    // connection poolers such as PgBouncer refuse those
+    const userHook = config.onConnect;
+    config.onConnect = async (client) => {
+      await client.query(GENERIC_PLANS).catch((err: Error) => log(`could not set plan_cache_mode: ${err.message}`));
+      await userHook?.(client);
+    };
+    const pool = new pg.Pool(config);
     // An idle client losing its connection (database restart) must not crash the process;
     // the pool drops it and the next query reconnects.
     pool.on('error', (err) => log(`idle database connection lost: ${err.message}`));
     guardClients(pool, log); // before the first client is made
-    // a SET ahead of the new connection's first query (pg-pool emits 'connect' before handing the
-    // client out), not a startup option: connection poolers such as PgBouncer refuse those
-    pool.on('connect', (client) => {
-      client.query(GENERIC_PLANS).catch((err: Error) => log(`could not set plan_cache_mode: ${err.message}`));
-    });
     try {
       await pool.query('SELECT 1');
     } catch (err) {
