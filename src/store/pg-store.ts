@@ -5,8 +5,9 @@
  * a durable COMMIT costs far more than a row (≈200 µs of server CPU plus an fsync per one-row
  * transaction, against ≈5 µs per row of a multi-row statement), so the writes of concurrent callers
  * are flushed together. While a flush is in flight new writes queue; when it completes, everything
- * queued goes out in ONE transaction of multi-row statements (`unnest` of array parameters), and
- * each caller's promise settles only after that COMMIT. A write that fails on its own row (a serial
+ * queued goes out in ONE transaction of multi-row statements (`unnest` of array parameters), sent
+ * pipelined with its BEGIN and COMMIT on a connection of its own (one round trip, not one per
+ * statement), and each caller's promise settles only after that COMMIT. A write that fails on its own row (a serial
  * collision, an intent that is no longer pending) settles its caller alone; a statement that fails
  * because of one row is retried row by row, so only the offending caller sees the error.
  *
@@ -537,7 +538,12 @@ const toCertificate = (r: CertificateRow): CertificateRecord => ({
 export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, WebhookOutboxStore, ApiTokenStore, AdvisoryStore, EnrollmentStore, AdminCertStore, BatchStore, NacStore, RolloverStore, ExpiryStore, JobLockStore {
   /** The pool, for the migrations runner and other store-internal code. */
   readonly pool: pg.Pool;
-  private readonly ownsPool: boolean;
+  /**
+   * The group commit's connections, in node-pg's pipeline mode: a flush sends BEGIN, its
+   * statements and COMMIT in one go and waits once, instead of one round trip per statement
+   * (each of which wakes the backend and, on a busy machine, costs the event loop its time slice).
+   */
+  private readonly writePool: pg.Pool;
   private readonly maxInFlight: number;
   private readonly maxBatch: number;
   private readonly gatherMs: number;
@@ -569,19 +575,21 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   private idleWaiters: Array<() => void> = [];
   private closed = false;
 
-  /** Uses `pool` as is; `close()` then leaves the pool open (its owner ends it). */
-  constructor(pool: pg.Pool, opts: PgStoreOptions = {}, ownsPool = false) {
+  /** Over the pools `open` made, which `close()` ends. */
+  private constructor(pool: pg.Pool, writePool: pg.Pool, maxInFlight: number, opts: PgStoreOptions) {
     this.pool = pool;
-    this.ownsPool = ownsPool;
-    this.maxInFlight = Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
+    this.writePool = writePool;
+    this.maxInFlight = maxInFlight;
     this.maxBatch = Math.max(1, opts.maxBatch ?? DEFAULT_MAX_BATCH);
     this.gatherMs = Math.max(0, opts.gatherMs ?? DEFAULT_GATHER_MS);
     this.gatherTarget = Math.max(1, opts.gatherTarget ?? DEFAULT_GATHER_TARGET);
     this.log = opts.log ?? (() => {});
-    if (!ownsPool) guardClients(pool, this.log);
   }
 
-  /** Creates a pool (default size 8) and checks that the database answers. */
+  /**
+   * Creates the pool (default size 8) and the group commit's pipelined connections (one per flush
+   * in flight, `maxInFlight`, default 2), and checks that the database answers.
+   */
   static async open(opts: PgStoreOpenOptions = {}): Promise<PgStore> {
     const config: pg.PoolConfig = { ...opts.poolConfig };
     if (opts.connectionString !== undefined) config.connectionString = opts.connectionString;
@@ -595,20 +603,24 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
       await userHook?.(client);
     };
     const pool = new pg.Pool(config);
-    // An idle client losing its connection (database restart) must not crash the process;
-    // the pool drops it and the next query reconnects.
-    pool.on('error', (err) => log(`idle database connection lost: ${err.message}`));
-    guardClients(pool, log); // before the first client is made
+    const maxInFlight = Math.max(1, opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT);
+    const writePool = new pg.Pool({ ...config, max: maxInFlight, pipeline: true });
+    for (const p of [pool, writePool]) {
+      // An idle client losing its connection (database restart) must not crash the process;
+      // the pool drops it and the next query reconnects.
+      p.on('error', (err) => log(`idle database connection lost: ${err.message}`));
+      guardClients(p, log); // before the first client is made
+    }
     try {
       await pool.query('SELECT 1');
     } catch (err) {
-      await pool.end().catch(() => undefined);
+      await Promise.all([pool.end(), writePool.end()]).catch(() => undefined);
       throw mapPgError(err);
     }
-    return new PgStore(pool, opts, true);
+    return new PgStore(pool, writePool, maxInFlight, opts);
   }
 
-  /** Waits for queued writes to settle; ends the pool if `open` created it. */
+  /** Waits for queued writes to settle, then ends the pools. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -617,7 +629,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     if (this.queue.length > 0 || this.inFlight > 0 || this.pumpScheduled) {
       await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     }
-    if (this.ownsPool) await this.pool.end();
+    await Promise.all([this.pool.end(), this.writePool.end()]);
   }
 
   // ------------------------------------------------------------ issuance (group commit)
@@ -730,7 +742,7 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   private async flush(batch: WriteOp[]): Promise<void> {
     let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      client = await this.writePool.connect();
     } catch (err) {
       rejectAll(batch, mapPgError(err));
       return;
@@ -820,9 +832,11 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
   }
 
   /**
-   * Writes the ops of one flush in one transaction and returns each op's outcome. When the ops are
-   * all of one kind this is a single statement, which is its own transaction (no BEGIN/COMMIT round
-   * trips). Throws (after ROLLBACK) when the transaction failed as a whole.
+   * Writes the ops of one flush in one transaction and returns each op's outcome. The statements go
+   * out together, pipelined (see writePool), each submitted before the next so PostgreSQL runs them
+   * in order; a single statement is its own transaction (no BEGIN/COMMIT). Throws when the
+   * transaction failed as a whole: PostgreSQL aborted it at the first failing statement (the
+   * statements after it fail too, and the COMMIT answers ROLLBACK), whose error is thrown.
    */
   private async writeTx(client: pg.PoolClient, ops: WriteOp[]): Promise<Map<WriteOp, Outcome>> {
     const intents = ops.filter((o): o is IntentOp => o.kind === 'intent');
@@ -832,22 +846,26 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     const consumes = ops.filter((o): o is ConsumeOp => o.kind === 'consume');
     const supersedes = ops.filter((o): o is SupersedeOp => o.kind === 'supersede');
     const scepTxs = ops.filter((o): o is ScepTxOp => o.kind === 'scepTx');
-    const multi = [intents, commits, fails, claims, consumes, supersedes, scepTxs].filter((g) => g.length > 0).length > 1;
+    const supersedeRounds = roundsByKey(supersedes, (o) => JSON.stringify([o.s.deviceId, o.s.profile]));
+    const scepRounds = roundsByKey(scepTxs, (o) => `${o.t.transactionId}\u0000${o.t.signerSha256.toString('hex')}`);
+    const statements = [intents, commits, fails, claims, consumes].filter((g) => g.length > 0).length + supersedeRounds.length + scepRounds.length;
+    const multi = statements > 1;
     const out = new Map<WriteOp, Outcome>();
-    if (multi) await client.query('BEGIN');
-    try {
-      if (intents.length > 0) await this.writeIntents(client, intents, out);
-      if (commits.length > 0) await this.writeCommits(client, commits, out);
-      if (fails.length > 0) await this.writeFails(client, fails, out);
-      if (claims.length > 0) await this.writeClaims(client, claims, out);
-      if (consumes.length > 0) await this.writeConsumes(client, consumes, out);
-      if (supersedes.length > 0) await this.writeSupersedes(client, supersedes, out);
-      if (scepTxs.length > 0) await this.writeScepTxs(client, scepTxs, out);
-      if (multi) await client.query('COMMIT');
-    } catch (err) {
-      if (multi && !isConnectionError(err)) await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+    const sent: Array<Promise<unknown>> = [];
+    if (multi) sent.push(client.query('BEGIN'));
+    if (intents.length > 0) sent.push(this.writeIntents(client, intents, out));
+    if (commits.length > 0) sent.push(this.writeCommits(client, commits, out));
+    if (fails.length > 0) sent.push(this.writeFails(client, fails, out));
+    if (claims.length > 0) sent.push(this.writeClaims(client, claims, out));
+    if (consumes.length > 0) sent.push(this.writeConsumes(client, consumes, out));
+    for (const round of supersedeRounds) sent.push(this.writeSupersedes(client, round, out));
+    for (const round of scepRounds) sent.push(this.writeScepTxs(client, round, out));
+    const commit = multi ? client.query('COMMIT') : null;
+    if (commit) sent.push(commit);
+    const settled = await Promise.allSettled(sent);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (commit && (await commit).command !== 'COMMIT') throw internal('the group transaction was rolled back without an error');
     return out;
   }
 
@@ -870,50 +888,46 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     for (const op of ops) out.set(op, { ok: true, value: undefined });
   }
 
-  /** Two renewals of one device in a group supersede one after the other, as alone (roundsByKey). */
-  private async writeSupersedes(client: pg.PoolClient, ops: SupersedeOp[], out: Map<WriteOp, Outcome>): Promise<void> {
-    for (const round of roundsByKey(ops, (o) => JSON.stringify([o.s.deviceId, o.s.profile]))) {
-      const renewed = round.map((o) => o.renewed ?? { at: null, actor: null, action: null, target: null, details: null });
-      const { rows } = await client.query<{ ord: string; serial: string }>({
-        name: 'fleetca_supersede',
-        text: SQL_SUPERSEDE,
-        values: [
-          round.map((o) => o.s.deviceId),
-          round.map((o) => o.s.profile),
-          round.map((o) => o.s.newSerial),
-          round.map((o) => o.s.at),
-          round.map((o) => o.s.revokeAt),
-          ...auditColumns(round.map((o) => o.audit)),
-          renewed.map((a) => a.at),
-          renewed.map((a) => a.actor),
-          renewed.map((a) => a.action),
-          renewed.map((a) => a.target),
-          renewed.map((a) => (a.action === null ? null : JSON.stringify(a.details ?? {}))),
-        ],
-      });
-      const replaced = round.map((): string[] => []);
-      for (const r of rows) replaced[Number(r.ord) - 1]!.push(r.serial);
-      round.forEach((op, i) => out.set(op, { ok: true, value: replaced[i] }));
-    }
+  /** One round (see roundsByKey): two renewals of one device in a group supersede one after the other, as alone. */
+  private async writeSupersedes(client: pg.PoolClient, round: SupersedeOp[], out: Map<WriteOp, Outcome>): Promise<void> {
+    const renewed = round.map((o) => o.renewed ?? { at: null, actor: null, action: null, target: null, details: null });
+    const { rows } = await client.query<{ ord: string; serial: string }>({
+      name: 'fleetca_supersede',
+      text: SQL_SUPERSEDE,
+      values: [
+        round.map((o) => o.s.deviceId),
+        round.map((o) => o.s.profile),
+        round.map((o) => o.s.newSerial),
+        round.map((o) => o.s.at),
+        round.map((o) => o.s.revokeAt),
+        ...auditColumns(round.map((o) => o.audit)),
+        renewed.map((a) => a.at),
+        renewed.map((a) => a.actor),
+        renewed.map((a) => a.action),
+        renewed.map((a) => a.target),
+        renewed.map((a) => (a.action === null ? null : JSON.stringify(a.details ?? {}))),
+      ],
+    });
+    const replaced = round.map((): string[] => []);
+    for (const r of rows) replaced[Number(r.ord) - 1]!.push(r.serial);
+    round.forEach((op, i) => out.set(op, { ok: true, value: replaced[i] }));
   }
 
-  /** One upsert per round: ON CONFLICT may touch a row once per statement. */
-  private async writeScepTxs(client: pg.PoolClient, ops: ScepTxOp[], out: Map<WriteOp, Outcome>): Promise<void> {
-    for (const round of roundsByKey(ops, (o) => `${o.t.transactionId}\u0000${o.t.signerSha256.toString('hex')}`)) {
-      await client.query({
-        name: 'fleetca_record_scep_txs',
-        text: SQL_RECORD_SCEP_TXS,
-        values: [
-          round.map((o) => o.t.transactionId),
-          round.map((o) => o.t.signerSha256),
-          round.map((o) => o.t.csrSha256),
-          round.map((o) => o.t.requestId),
-          round.map((o) => o.t.serial),
-          round.map((o) => o.at),
-        ],
-      });
-      for (const op of round) out.set(op, { ok: true, value: undefined });
-    }
+  /** One upsert per round (see roundsByKey): ON CONFLICT may touch a row once per statement. */
+  private async writeScepTxs(client: pg.PoolClient, round: ScepTxOp[], out: Map<WriteOp, Outcome>): Promise<void> {
+    await client.query({
+      name: 'fleetca_record_scep_txs',
+      text: SQL_RECORD_SCEP_TXS,
+      values: [
+        round.map((o) => o.t.transactionId),
+        round.map((o) => o.t.signerSha256),
+        round.map((o) => o.t.csrSha256),
+        round.map((o) => o.t.requestId),
+        round.map((o) => o.t.serial),
+        round.map((o) => o.at),
+      ],
+    });
+    for (const op of round) out.set(op, { ok: true, value: undefined });
   }
 
   private async writeIntents(client: pg.PoolClient, ops: IntentOp[], out: Map<WriteOp, Outcome>): Promise<void> {
