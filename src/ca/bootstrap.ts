@@ -68,6 +68,8 @@ function caKeyType(t: CaKeyType): GeneratedKeyType {
 export const SERVICE_KEYS = {
   ocsp: (issuer: string) => `ocsp-${issuer}`,
   scepRa: 'scep-ra',
+  /** The SCEP RA a renewal replaced, kept while its certificate is valid (envelopes still addressed to it). */
+  scepRaPrevious: 'scep-ra-previous',
   tlsServer: 'tls-server',
 } as const;
 

@@ -44,7 +44,7 @@ export class ScepRa {
   constructor(
     /** The RA certificate (DER). */
     readonly certDer: Buffer,
-    private readonly key: KeyObject,
+    readonly key: KeyObject,
     /**
      * The RA this one replaced at renewal, while its certificate is valid: a client that fetched
      * GetCACert before the renewal still encrypts to it, and its envelopes are opened with its key.

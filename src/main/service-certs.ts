@@ -40,6 +40,7 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
   const files = {
     loadKey: (name: string) => rt.keyStore(false).keys.load(name),
     saveKey: (name: string, key: KeyObject) => void rt.keyStore(false).keys.save(name, key),
+    removeKey: (name: string) => rt.keyStore(false).keys.remove(name),
     readCert: (name: string) => {
       try {
         const ders = pemDecodeAll(rt.dataDir.readCert(name)).map((b) => b.der);
@@ -51,13 +52,30 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
     writeCert: (name: string, ders: Buffer[]) => void rt.dataDir.writeCert(name, ders.map((d) => pemEncode('CERTIFICATE', d)).join('')),
   };
 
+  const stillValid = (certDer: Buffer) => new Date(new crypto.X509Certificate(certDer).validTo) > rt.clock.now();
+  /**
+   * The RA a renewal replaced, as the data dir keeps it (written at the renewal): a restart between
+   * a renewal and the old certificate's expiry still opens the envelopes of clients that fetched
+   * GetCACert before the renewal.
+   */
+  const loadPreviousRa = (current: Buffer): ScepRa | null => {
+    const key = files.loadKey(SERVICE_KEYS.scepRaPrevious);
+    const cert = files.readCert(SERVICE_KEYS.scepRaPrevious)?.[0];
+    if (!key || !cert || cert.equals(current) || !stillValid(cert)) return null;
+    return new ScepRa(cert, key, null, rt.crypto);
+  };
+  /** The replaced RA's key goes once its certificate has expired (checked with every renewal check). */
+  const prunePreviousRa = () => {
+    const cert = files.readCert(SERVICE_KEYS.scepRaPrevious)?.[0];
+    if (cert && !stillValid(cert)) files.removeKey(SERVICE_KEYS.scepRaPrevious);
+  };
   let ra: ScepRa | null = null;
   const loadRa = (): ScepRa => {
     if (ra) return ra;
     const key = files.loadKey(SERVICE_KEYS.scepRa);
     const cert = files.readCert(SERVICE_KEYS.scepRa)?.[0];
     if (!key || !cert) throw notFound(`no SCEP RA key in ${rt.dataDir.keysDir}`);
-    ra = new ScepRa(cert, key, null, rt.crypto);
+    ra = new ScepRa(cert, key, loadPreviousRa(cert), rt.crypto);
     return ra;
   };
   let tls: { server: https.Server; options: () => https.ServerOptions } | null = null;
@@ -86,16 +104,22 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
       withChain: false,
       running: () => ra?.certDer ?? files.readCert(SERVICE_KEYS.scepRa)?.[0] ?? null,
       apply: (key, certDer) => {
-        // the RA in use keeps serving envelopes addressed to it while its certificate is valid
+        // the RA in use keeps serving envelopes addressed to it while its certificate is valid,
+        // also after a restart: the data dir keeps it (encrypted, as every key) until then
         const old = ra;
-        const keep = old !== null && new Date(new crypto.X509Certificate(old.certDer).validTo) > rt.clock.now();
+        const keep = old !== null && stillValid(old.certDer);
+        if (keep) {
+          files.saveKey(SERVICE_KEYS.scepRaPrevious, old.key);
+          files.writeCert(SERVICE_KEYS.scepRaPrevious, [old.certDer]);
+        }
         ra = new ScepRa(certDer, key, keep ? old.withoutPrevious() : null, rt.crypto);
       },
     },
   ];
 
-  const renew = () =>
-    renewDueServiceCerts(
+  const renew = async () => {
+    prunePreviousRa();
+    return renewDueServiceCerts(
       {
         ca,
         clock: rt.clock,
@@ -106,6 +130,7 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
       },
       slots,
     );
+  };
   // the RA in use now, so that one renewed at start still opens envelopes addressed to it
   try {
     loadRa();

@@ -13,7 +13,7 @@
  * server running in this process).
  */
 import crypto, { X509Certificate, type KeyObject } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
@@ -288,6 +288,36 @@ describe("fleetca's own service certificates", () => {
       expect(rep.signedByRa, device).toBe(true);
       expect(rep.msg.pkiStatus, device).toBe(SCEP_PKI_STATUS.SUCCESS);
       expect(new X509Certificate(rep.certificates[0]!).subject).toBe(`CN=${device}`);
+    }
+  });
+
+  it('after a restart (a new service-certificate manager on the data dir), envelopes to the replaced RA are still opened', async () => {
+    const restarted = await startServiceCerts(rt);
+    try {
+      const ra = restarted.ra();
+      expect(ra.certDer.equals(diskCert('scep-ra'))).toBe(true);
+      expect(ra.previous?.certDer.equals(oldRa)).toBe(true);
+      // the replaced RA's key is kept encrypted, like every key of the data dir
+      expect(readFileSync(path.join(rt.dataDir.keysDir, 'scep-ra-previous.key.pem'), 'utf8')).toContain('BEGIN ENCRYPTED PRIVATE KEY');
+      const content = Buffer.from('a CSR for the replaced RA');
+      expect((await ra.openEnvelope(envelope(content, oldRa, 'aes128').der, () => true)).content.equals(content)).toBe(true);
+      expect((await ra.openEnvelope(envelope(content, diskCert('scep-ra'), 'aes128').der, () => true)).content.equals(content)).toBe(true);
+    } finally {
+      restarted.close();
+    }
+  });
+
+  it('once the replaced RA has expired, the next renewal check deletes its key; a restart then keeps no predecessor', async () => {
+    const previousKey = path.join(rt.dataDir.keysDir, 'scep-ra-previous.key.pem');
+    clock.set(new Date(new X509Certificate(oldRa).validTo).getTime() + DAY); // the renewed RA is far from due
+    expect(existsSync(previousKey)).toBe(true);
+    expect(await server.serviceCerts.renew()).toEqual([]);
+    expect(existsSync(previousKey)).toBe(false);
+    const restarted = await startServiceCerts(rt);
+    try {
+      expect(restarted.ra().previous).toBeNull();
+    } finally {
+      restarted.close();
     }
   });
 });
