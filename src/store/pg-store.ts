@@ -7,9 +7,10 @@
  * are flushed together. While a flush is in flight new writes queue; when it completes, everything
  * queued goes out in ONE transaction of multi-row statements (`unnest` of array parameters), sent
  * pipelined with its BEGIN and COMMIT on a connection of its own (one round trip, not one per
- * statement), and each caller's promise settles only after that COMMIT. A write that fails on its own row (a serial
- * collision, an intent that is no longer pending) settles its caller alone; a statement that fails
- * because of one row is retried row by row, so only the offending caller sees the error.
+ * statement), and each caller's promise settles only after that COMMIT. A write that fails on its
+ * own row (a serial collision, an intent that is no longer pending) settles its caller alone; a
+ * statement that fails because of one row is retried row by row, so only the offending caller
+ * sees the error.
  *
  * Everything else is a plain parameterized query. Errors are CaErrors (see pg-errors.ts).
  */
@@ -78,7 +79,8 @@ import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-er
 /** Tuning of the group-commit queue. */
 export interface PgStoreOptions {
   /**
-   * Flushes (transactions) in flight at once, each on its own connection. Default 2: in the full
+   * Flushes (transactions) in flight at once, each on its own pipelined connection (the group
+   * commit's own, beside the pool). Default 2: in the full
    * issuance pipeline on the 2-core target (crypto workers, the event loop and PostgreSQL sharing the
    * cores) two flushes measured ~2.2k certificates/s at 64 callers against ~1.7k/s with one; the
    * store alone, with nothing else on the CPU, batches best with one (≈4.8k vs ≈4.5k/s).
