@@ -52,6 +52,7 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
     writeCert: (name: string, ders: Buffer[]) => void rt.dataDir.writeCert(name, ders.map((d) => pemEncode('CERTIFICATE', d)).join('')),
   };
 
+  let ra: ScepRa | null = null;
   const stillValid = (certDer: Buffer) => new Date(new crypto.X509Certificate(certDer).validTo) > rt.clock.now();
   /**
    * The RA a renewal replaced, as the data dir keeps it (written at the renewal): a restart between
@@ -64,12 +65,12 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
     if (!key || !cert || cert.equals(current) || !stillValid(cert)) return null;
     return new ScepRa(cert, key, null, rt.crypto);
   };
-  /** The replaced RA's key goes once its certificate has expired (checked with every renewal check). */
+  /** The replaced RA goes once its certificate has expired (checked with every renewal check): from memory and its key from the data dir. */
   const prunePreviousRa = () => {
+    if (ra?.previous && !stillValid(ra.previous.certDer)) ra = ra.withoutPrevious();
     const cert = files.readCert(SERVICE_KEYS.scepRaPrevious)?.[0];
     if (cert && !stillValid(cert)) files.removeKey(SERVICE_KEYS.scepRaPrevious);
   };
-  let ra: ScepRa | null = null;
   const loadRa = (): ScepRa => {
     if (ra) return ra;
     const key = files.loadKey(SERVICE_KEYS.scepRa);

@@ -307,12 +307,16 @@ describe("fleetca's own service certificates", () => {
     }
   });
 
-  it('once the replaced RA has expired, the next renewal check deletes its key; a restart then keeps no predecessor', async () => {
+  it('once the replaced RA has expired, the next renewal check drops it and deletes its key; a restart then keeps no predecessor', async () => {
     const previousKey = path.join(rt.dataDir.keysDir, 'scep-ra-previous.key.pem');
     clock.set(new Date(new X509Certificate(oldRa).validTo).getTime() + DAY); // the renewed RA is far from due
     expect(existsSync(previousKey)).toBe(true);
+    expect(server.serviceCerts.ra().previous?.certDer.equals(oldRa)).toBe(true);
     expect(await server.serviceCerts.renew()).toEqual([]);
     expect(existsSync(previousKey)).toBe(false);
+    // the running server lets it go too: an envelope to it no longer opens
+    expect(server.serviceCerts.ra().previous).toBeNull();
+    await expect(server.serviceCerts.ra().openEnvelope(envelope(Buffer.from('late'), oldRa, 'aes128').der, () => true)).rejects.toThrow();
     const restarted = await startServiceCerts(rt);
     try {
       expect(restarted.ra().previous).toBeNull();
