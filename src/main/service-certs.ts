@@ -65,7 +65,10 @@ export async function startServiceCerts(rt: Runtime): Promise<ServiceCerts> {
     if (!key || !cert || cert.equals(current) || !stillValid(cert)) return null;
     return new ScepRa(cert, key, null, rt.crypto);
   };
-  /** The replaced RA goes once its certificate has expired (checked with every renewal check): from memory and its key from the data dir. */
+  /**
+   * The replaced RA goes once its certificate has expired (checked with every renewal check): from
+   * the running server, and its key from the data dir.
+   */
   const prunePreviousRa = () => {
     if (ra?.previous && !stillValid(ra.previous.certDer)) ra = ra.withoutPrevious();
     const cert = files.readCert(SERVICE_KEYS.scepRaPrevious)?.[0];
