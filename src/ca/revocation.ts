@@ -13,7 +13,6 @@ import { policyRejected } from '../core/errors.js';
 import { hexToSerialBytes } from './serials.js';
 import type { RevocationReason } from './ports.js';
 
-/** The CRL entry of a certificate in its revoked or held state (stored with the row). */
 /**
  * The reasons a revocation may name: every RFC 5280 CRLReason but removeFromCRL, which only marks a
  * released hold in a delta CRL. Adapters narrow it (the admin API and recalls leave certificateHold
@@ -21,6 +20,7 @@ import type { RevocationReason } from './ports.js';
  */
 export const REVOCATION_REASONS: readonly RevocationReason[] = (Object.keys(REVOCATION_REASON_CODES) as RevocationReason[]).filter((r) => r !== 'removeFromCRL');
 
+/** The CRL entry of a certificate in its revoked or held state (stored with the row). */
 export function crlEntryOf(e: { serial: string; revokedAt: Date; reason: RevocationReason; invalidityDate: Date | null }): Buffer {
   return encodeCrlEntry(
     { serial: hexToSerialBytes(e.serial), revocationDate: e.revokedAt, reason: e.reason, ...(e.invalidityDate ? { invalidityDate: e.invalidityDate } : {}) },

@@ -121,7 +121,6 @@ export function exitCodeFor(kind: CaErrorKind): number {
   }
 }
 
-
 function certPem(der: Buffer): string {
   return pemEncode('CERTIFICATE', der);
 }

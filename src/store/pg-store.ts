@@ -80,10 +80,10 @@ import { isConnectionError, isDataError, isRetryable, mapPgError } from './pg-er
 export interface PgStoreOptions {
   /**
    * Flushes (transactions) in flight at once, each on its own pipelined connection (the group
-   * commit's own, beside the pool). Default 2: in the full
-   * issuance pipeline on the 2-core target (crypto workers, the event loop and PostgreSQL sharing the
-   * cores) two flushes measured ~2.2k certificates/s at 64 callers against ~1.7k/s with one; the
-   * store alone, with nothing else on the CPU, batches best with one (≈4.8k vs ≈4.5k/s).
+   * commit's own, beside the pool). Default 2: in the full issuance pipeline on the 2-core target
+   * (crypto workers, the event loop and PostgreSQL sharing the cores) two flushes measured ~2.2k
+   * certificates/s at 64 callers against ~1.7k/s with one; the store alone, with nothing else on
+   * the CPU, batches best with one (≈4.8k vs ≈4.5k/s).
    */
   maxInFlight?: number;
   /** Most writes in one flush. Default 256. */
