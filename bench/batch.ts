@@ -93,7 +93,7 @@ async function writeManifest(file: string, header: string, n: number, row: (i: n
 
 function runChild(args: string[]): Promise<BatchChildResult> {
   return new Promise((resolve, reject) => {
-    const p = fork(new URL('./batch-child.ts', import.meta.url), args, { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const p = fork(new URL('./batch-child.ts', import.meta.url), args, { execArgv: ['--import', 'tsx', ...(process.env.FLEETCA_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.FLEETCA_BENCH_PROF] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     let result: BatchChildResult | null = null;
     p.on('message', (m: BatchChildResult) => (result = m));
     p.on('error', reject);

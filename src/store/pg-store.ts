@@ -14,6 +14,7 @@
  *
  * Everything else is a plain parameterized query. Errors are CaErrors (see pg-errors.ts).
  */
+import type { Writable } from 'node:stream';
 import pg from 'pg';
 import type {
   AuditEntry,
@@ -854,16 +855,24 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     const multi = statements > 1;
     const out = new Map<WriteOp, Outcome>();
     const sent: Array<Promise<unknown>> = [];
-    if (multi) sent.push(client.query('BEGIN'));
-    if (intents.length > 0) sent.push(this.writeIntents(client, intents, out));
-    if (commits.length > 0) sent.push(this.writeCommits(client, commits, out));
-    if (fails.length > 0) sent.push(this.writeFails(client, fails, out));
-    if (claims.length > 0) sent.push(this.writeClaims(client, claims, out));
-    if (consumes.length > 0) sent.push(this.writeConsumes(client, consumes, out));
-    for (const round of supersedeRounds) sent.push(this.writeSupersedes(client, round, out));
-    for (const round of scepRounds) sent.push(this.writeScepTxs(client, round, out));
-    const commit = multi ? client.query('COMMIT') : null;
-    if (commit) sent.push(commit);
+    let commit: Promise<pg.QueryResult> | null = null;
+    // node-pg writes each statement to the socket on its own (each write a wake-up of the server);
+    // corked, the transaction leaves in one write. Every query() below submits synchronously.
+    const socket = (client as unknown as { connection: { stream: Writable } }).connection.stream;
+    socket.cork();
+    try {
+      if (multi) sent.push(client.query('BEGIN'));
+      if (intents.length > 0) sent.push(this.writeIntents(client, intents, out));
+      if (commits.length > 0) sent.push(this.writeCommits(client, commits, out));
+      if (fails.length > 0) sent.push(this.writeFails(client, fails, out));
+      if (claims.length > 0) sent.push(this.writeClaims(client, claims, out));
+      if (consumes.length > 0) sent.push(this.writeConsumes(client, consumes, out));
+      for (const round of supersedeRounds) sent.push(this.writeSupersedes(client, round, out));
+      for (const round of scepRounds) sent.push(this.writeScepTxs(client, round, out));
+      if (multi) sent.push((commit = client.query('COMMIT')));
+    } finally {
+      socket.uncork();
+    }
     const settled = await Promise.allSettled(sent);
     const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
