@@ -88,6 +88,30 @@ describe('embedded cluster', () => {
     expect(statSync(path.join(dataDir, 'pg')).mode & 0o777).toBe(0o700);
   });
 
+  /** The scheduling policy of a process (field 41 of /proc/<pid>/stat: 0 SCHED_OTHER, 3 SCHED_BATCH). */
+  const policyOf = (pid: number): number => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[38]);
+
+  it.runIf(process.platform === 'linux')('the postmaster and the backends it forks run as SCHED_BATCH; opting out starts it with the default policy', async () => {
+    const c = await openEmbeddedCluster(dataDir, log);
+    open.push(c);
+    const client = new pg.Client(c.connectionConfig);
+    await client.connect();
+    try {
+      const backend = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      expect([policyOf(postmasterPid(dataDir)!), policyOf(backend)]).toEqual([3, 3]);
+      // fleetca's own process is left alone
+      expect(policyOf(process.pid)).toBe(0);
+    } finally {
+      await client.end();
+    }
+    await open.pop()!.release();
+
+    const plain = await openEmbeddedCluster(dataDir, log, { batchScheduling: false });
+    open.push(plain);
+    expect(plain.startedHere).toBe(true);
+    expect(policyOf(postmasterPid(dataDir)!)).toBe(0);
+  });
+
   it('two opens racing on a fresh dir → one cluster, exactly one of them started it', async () => {
     const [a, b] = await Promise.all([openEmbeddedCluster(dataDir, log), openEmbeddedCluster(dataDir, log)]);
     open.push(a, b);
