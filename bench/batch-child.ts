@@ -7,7 +7,8 @@
  *
  * argv: <data dir> <manifest> <out dir> <batch id> <keygen device|server> <format pem|p12> <kdf iterations>
  * env (for investigations): FLEETCA_BENCH_CONCURRENCY (devices in flight, default 64),
- * FLEETCA_BENCH_MEMORY=1 (memory figures on stderr at the end) or =snapshot (and a heap snapshot).
+ * FLEETCA_BENCH_MEMORY=1 (memory figures on stderr at the end) or =snapshot (and a heap snapshot);
+ * FLEETCA_BENCH_PROF=<dir> (read by bench/batch.ts: a .cpuprofile of each thread of the process in <dir>).
  */
 import { createReadStream, readFileSync } from 'node:fs';
 import { pino } from 'pino';

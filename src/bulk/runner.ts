@@ -549,6 +549,7 @@ class Run {
           pkcs8.fill(0);
         }
         // the key is on disk (encrypted) before the certificate exists: a crash cannot lose it
+        await this.out.makeDeviceFolder(row.deviceId);
         const keyRel = this.out.rel(row.deviceId, 'key.pem');
         // atomically: a resumed run reads it back, and must never see half of it
         await this.out.write(keyRel, pemEncode('ENCRYPTED PRIVATE KEY', encrypted), 0o600, true);
@@ -572,6 +573,7 @@ class Run {
   /** cert.pem, chain.pem, and with --format p12 bundle.p12 (from the encrypted key). */
   private async writeFiles(row: ManifestRow, cert: { der: Buffer; issuerName: string }, encrypted: Buffer | null): Promise<void> {
     const rel = (f: string) => this.out.rel(row.deviceId, f);
+    await this.out.makeDeviceFolder(row.deviceId);
     await this.out.write(rel('cert.pem'), pemEncode('CERTIFICATE', cert.der), 0o644);
     await this.out.write(rel('chain.pem'), this.chain(cert.issuerName), 0o644);
     if (encrypted && this.req.format === 'p12') {

@@ -40,6 +40,21 @@ describe('batch output folder', () => {
     expect(readFileSync(path.join(root, JOURNAL_FILE), 'utf8').endsWith('\n')).toBe(true);
   });
 
+  it('device folder/made 0700 ahead of the files; an existing one is kept with its files; a missing devices/ is made too', async () => {
+    const root = fresh();
+    const o = new BatchOutput(root, false);
+    await o.prepare(true);
+    await o.makeDeviceFolder('dev-1');
+    expect(statSync(path.join(root, 'devices/dev-1')).mode & 0o777).toBe(0o700);
+    await o.write(o.rel('dev-1', 'cert.pem'), 'CERT\n', 0o644);
+    await o.makeDeviceFolder('dev-1'); // a resumed run
+    expect(readFileSync(path.join(root, 'devices/dev-1/cert.pem'), 'utf8')).toBe('CERT\n');
+    rmSync(path.join(root, 'devices'), { recursive: true });
+    await o.makeDeviceFolder('dev-2');
+    expect(statSync(path.join(root, 'devices/dev-2')).isDirectory()).toBe(true);
+    await expect(o.makeDeviceFolder('../escape')).rejects.toThrow(/cannot be a folder name/);
+  });
+
   it('finish/manifest.csv (0600 with secrets), rejects.csv, SHA256SUMS over every file; journal and stray temporary files gone', async () => {
     const root = fresh();
     const o = new BatchOutput(root, true);
