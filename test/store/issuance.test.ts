@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { IssuerRecord } from '../../src/ca/ports.js';
 import { PgStore } from '../../src/store/pg-store.js';
@@ -148,6 +149,34 @@ describe('issuance writes', () => {
       ...fresh.map((i) => store.recordIntent(i, auditFor('certificate.sign.begin', i.serial))),
     ]);
     expect(results).toEqual([...Array(8).fill('committed'), ...Array(8).fill('failed'), ...Array(8).fill('recorded')]);
+  });
+
+  it('a mixed batch is one group transaction sent in one socket write (BEGIN, its statements and COMMIT corked together)', async () => {
+    const toCommit = Array.from({ length: 4 }, () => intentFor(randomSerial(), issuer.id));
+    const toFail = Array.from({ length: 4 }, () => intentFor(randomSerial(), issuer.id));
+    await Promise.all([...toCommit, ...toFail].map((i) => store.recordIntent(i, auditFor('certificate.sign.begin', i.serial))));
+    const fresh = Array.from({ length: 4 }, () => intentFor(randomSerial(), issuer.id));
+    const proto = net.Socket.prototype as unknown as Record<'_write' | '_writev', (...a: unknown[]) => unknown>;
+    const original = { _write: proto._write, _writev: proto._writev };
+    let writes = 0;
+    for (const k of ['_write', '_writev'] as const) {
+      proto[k] = function (this: unknown, ...a: unknown[]) {
+        writes++;
+        return original[k].apply(this, a);
+      };
+    }
+    try {
+      // issued in one turn of the event loop: one flush of intents, commits and failures (5 statements)
+      await Promise.all([
+        ...toCommit.map((i) => store.commitCertificate(certFor(i), auditFor('certificate.issued', i.serial))),
+        ...toFail.map((i) => store.failIntent(i.serial, 'x', auditFor('certificate.sign.failed', i.serial))),
+        ...fresh.map((i) => store.recordIntent(i, auditFor('certificate.sign.begin', i.serial))),
+      ]);
+    } finally {
+      Object.assign(proto, original);
+    }
+    expect(writes).toBe(1);
+    expect(await count("SELECT 1 FROM certificates WHERE serial = ANY($1)", [toCommit.map((i) => i.serial)])).toBe(4);
   });
 
   it('500 concurrent recordIntent + commitCertificate flows over the pool → 500 distinct serials and 500 rows', async () => {
