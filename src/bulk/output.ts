@@ -120,12 +120,13 @@ export class BatchOutput {
    * and a path walk more per device on the thread pool. An existing folder is fine.
    */
   async makeDeviceFolder(deviceId: string): Promise<void> {
-    await new Promise<void>((resolve, reject) =>
-      fs.mkdir(this.abs(deviceFolder(deviceId)), { mode: 0o700 }, (e) => (e && e.code !== 'EEXIST' ? reject(e) : resolve())),
-    ).catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-      await mkdir(this.abs(deviceFolder(deviceId)), { recursive: true, mode: 0o700 });
-    });
+    const dir = this.abs(deviceFolder(deviceId));
+    await new Promise<void>((resolve, reject) => fs.mkdir(dir, { mode: 0o700 }, (e) => (e && e.code !== 'EEXIST' ? reject(e) : resolve()))).catch(
+      async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e;
+        await mkdir(dir, { recursive: true, mode: 0o700 }); // devices/ itself is gone
+      },
+    );
   }
 
   async exists(rel: string): Promise<boolean> {

@@ -157,7 +157,7 @@ export function spkiSha256(spkiDer: Buffer): Buffer {
  */
 export function importSpki(spkiDer: Buffer, parsed: ParsedSpki = parseSpki(spkiDer)): KeyObject {
   const { key } = parsed;
-  if (key.type === 'rsa' && parsed.algorithmOid === OID_KEY.rsaEncryption && key.exponent > 0n) {
+  if (key.type === 'rsa' && parsed.algorithmOid === OID_KEY.rsaEncryption) {
     const hex = key.exponent.toString(16);
     const e = Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex');
     return createPublicKey({ key: { kty: 'RSA', n: key.modulus.toString('base64url'), e: e.toString('base64url') }, format: 'jwk' });
