@@ -34,31 +34,37 @@ const MAX_GET_CHARS = 8192;
 
 /** Handles the request when its path is an OCSP path; returns false for every other path. */
 export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
-  /** The fixed headers of an answer, made once per answer object (a cached answer is reused). */
-  const fixed = new WeakMap<OcspAnswer, Record<string, string | number>>();
-  const headersOf = (a: OcspAnswer): Record<string, string | number> => {
+  /**
+   * The fixed headers of an answer as writeHead's flat [name, value, …] list, made once per answer
+   * object (a cached answer is reused), and whether it is cacheable (then Cache-Control follows,
+   * per request). All headers go to writeHead at once: a setHeader before it sends every header
+   * of the answer through setHeader's bookkeeping (~5 % of the hot path's event loop).
+   */
+  const fixed = new WeakMap<OcspAnswer, { list: Array<string | number>; cacheable: boolean }>();
+  const headersOf = (a: OcspAnswer): { list: Array<string | number>; cacheable: boolean } => {
     let h = fixed.get(a);
     if (h) return h;
-    h = { 'Content-Type': 'application/ocsp-response', 'Content-Length': a.der.length };
-    if (a.status === 'successful' && a.thisUpdate && a.nextUpdate && !a.live) {
+    const list: Array<string | number> = ['Content-Type', 'application/ocsp-response', 'Content-Length', a.der.length];
+    const cacheable = a.status === 'successful' && a.thisUpdate !== undefined && a.nextUpdate !== undefined && !a.live;
+    if (cacheable) {
       // RFC 5019 §6.2 caching headers, from the response's own times
-      h['Last-Modified'] = a.thisUpdate.toUTCString();
-      h.Expires = a.nextUpdate.toUTCString();
-      h.ETag = `"${crypto.createHash('sha1').update(a.der).digest('hex')}"`;
+      list.push('Last-Modified', a.thisUpdate!.toUTCString(), 'Expires', a.nextUpdate!.toUTCString(), 'ETag', `"${crypto.createHash('sha1').update(a.der).digest('hex')}"`);
     } else {
-      h['Cache-Control'] = 'no-store';
+      list.push('Cache-Control', 'no-store');
     }
+    h = { list, cacheable };
     if (a.source === 'cache') fixed.set(a, h);
     return h;
   };
   const send = (res: ServerResponse, a: OcspAnswer) => {
     deps.count(a.status, a.source);
     const h = headersOf(a);
-    if (h.ETag !== undefined) {
+    if (h.cacheable) {
       const maxAge = Math.max(0, Math.floor(Math.min(a.nextUpdate!.getTime() - deps.now().getTime(), deps.httpMaxAgeMs) / 1000));
-      res.setHeader('Cache-Control', `max-age=${maxAge}, public, no-transform, must-revalidate`);
+      res.writeHead(200, [...h.list, 'Cache-Control', `max-age=${maxAge}, public, no-transform, must-revalidate`]);
+    } else {
+      res.writeHead(200, h.list);
     }
-    res.writeHead(200, h);
     res.end(a.der);
   };
   const fail = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}) => {
