@@ -45,10 +45,11 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
     let h = fixed.get(a);
     if (h) return h;
     const list: Array<string | number> = ['Content-Type', 'application/ocsp-response', 'Content-Length', a.der.length];
-    const cacheable = a.status === 'successful' && a.thisUpdate !== undefined && a.nextUpdate !== undefined && !a.live;
-    if (cacheable) {
+    let cacheable = false;
+    if (a.status === 'successful' && a.thisUpdate && a.nextUpdate && !a.live) {
       // RFC 5019 §6.2 caching headers, from the response's own times
-      list.push('Last-Modified', a.thisUpdate!.toUTCString(), 'Expires', a.nextUpdate!.toUTCString(), 'ETag', `"${crypto.createHash('sha1').update(a.der).digest('hex')}"`);
+      cacheable = true;
+      list.push('Last-Modified', a.thisUpdate.toUTCString(), 'Expires', a.nextUpdate.toUTCString(), 'ETag', `"${crypto.createHash('sha1').update(a.der).digest('hex')}"`);
     } else {
       list.push('Cache-Control', 'no-store');
     }
