@@ -67,10 +67,14 @@ export async function rolloverIntermediate(deps: RolloverDeps, lineage: string, 
   const activatesAt = opts.at ? new Date(Math.floor(opts.at.getTime() / 1000) * 1000) : now;
   if (activatesAt.getTime() < now.getTime()) throw badRequest(`--at ${activatesAt.toISOString()} is in the past`);
 
-  return exclusively(deps, lineage, startedAt, async (records) => {
+  // a scheduled successor is reported as such, also when it was made in the second this command
+  // started (whole-second times cannot tell that from a race, and both refuse)
+  const refuseScheduled = (records: IssuerRecord[]) => {
     if (records.length === 0) throw badRequest(`issuer ${lineage} is not in this database (run init first)`);
     const pending = records.find((r) => !hasCome(r, now));
     if (pending) throw conflict(`a rollover of ${lineage} is already scheduled: ${pending.name} takes over at ${activationOf(pending).toISOString()}`);
+  };
+  return exclusively(deps, lineage, startedAt, refuseScheduled, async (records) => {
     const latest = records.reduce((a, b) => (activationOf(b) > activationOf(a) ? b : a));
     const generation = records.length + 1;
     const name = `${lineage}-${generation}`;
@@ -120,14 +124,22 @@ function beganAt(now: Date, startedAt: Date | undefined): number {
 
 /**
  * Runs a rollover of `lineage` under its lock, with the lineage's CAs as the database has them
- * (another process may have rolled over since this one loaded). A CA of the lineage made since
- * `startedAt` means another rollover ran alongside this one, and won.
+ * (another process may have rolled over since this one loaded). `refuseFirst` checks them first;
+ * then a CA of the lineage made since `startedAt` means another rollover ran alongside this one,
+ * and won.
  */
-async function exclusively<T>(deps: RolloverDeps, lineage: string, startedAt: number, fn: (records: IssuerRecord[]) => Promise<T>): Promise<T> {
+async function exclusively<T>(
+  deps: RolloverDeps,
+  lineage: string,
+  startedAt: number,
+  refuseFirst: ((records: IssuerRecord[]) => void) | null,
+  fn: (records: IssuerRecord[]) => Promise<T>,
+): Promise<T> {
   const unlock = await deps.store.tryRolloverLock(lineage);
   if (!unlock) throw conflict(`another rollover of ${lineage} is in progress`);
   try {
     const records = (await deps.store.listIssuers()).filter((r) => lineageOf(r) === lineage);
+    refuseFirst?.(records);
     const raced = records.find((r) => r.notBefore.getTime() >= startedAt && r.name !== lineage);
     if (raced) throw conflict(`another rollover of ${lineage} made ${raced.name} while this one was starting`);
     return await fn(records);
@@ -202,7 +214,7 @@ export async function rolloverRoot(deps: RolloverDeps, opts: { actor: string; st
   const lineage = lineageOf(old.record);
   const settings = deps.config.settings.issuers[lineage];
   if (!settings || settings.role !== 'root') throw badRequest(`the root ${lineage} is not a root issuer in ca.yaml`);
-  return exclusively(deps, lineage, startedAt, async (records) => {
+  return exclusively(deps, lineage, startedAt, null, async (records) => {
     const generation = records.length + 1;
     const name = `${lineage}-${generation}`;
     const random = deps.random ?? crypto.randomBytes;
