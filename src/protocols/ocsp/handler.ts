@@ -57,7 +57,7 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
     if (a.source === 'cache') fixed.set(a, h);
     return h;
   };
-  const send = (res: ServerResponse, a: OcspAnswer) => {
+  const write = (res: ServerResponse, a: OcspAnswer) => {
     deps.count(a.status, a.source);
     const h = headersOf(a);
     if (h.cacheable) {
@@ -67,6 +67,32 @@ export function createOcspHandler(deps: OcspHandlerDeps): (req: IncomingMessage,
       res.writeHead(200, h.list);
     }
     res.end(a.der);
+  };
+  /**
+   * Answers are written together once per event-loop turn (setImmediate: after the poll phase
+   * has read every request that was ready), not one by one as each request is read. On a busy
+   * responder a socket write that makes a waiting peer runnable pays for waking it (on loopback
+   * and in a VM an inter-processor interrupt, inside the write); a burst of writes wakes a peer
+   * once and finds it running for the rest. Measured on the hot set: server CPU per answer
+   * 0.054 -> 0.034 ms, and p50 latency lower, not higher (README, OCSP figures). An answer waits at
+   * most for the rest of the turn it was read in.
+   */
+  let queued: Array<{ res: ServerResponse; a: OcspAnswer }> = [];
+  const flush = () => {
+    const q = queued;
+    queued = [];
+    for (const x of q) {
+      try {
+        write(x.res, x.a);
+      } catch (e) {
+        // one answer's fault must not strand the rest of the turn's
+        deps.log({ err: (e as Error).message }, 'OCSP answer could not be written');
+        x.res.destroy();
+      }
+    }
+  };
+  const send = (res: ServerResponse, a: OcspAnswer) => {
+    if (queued.push({ res, a }) === 1) setImmediate(flush);
   };
   const fail = (res: ServerResponse, status: number, text: string, extra: Record<string, string> = {}) => {
     res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(text), ...extra });
