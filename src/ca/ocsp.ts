@@ -77,22 +77,42 @@ interface Responder {
 }
 
 interface CacheEntry {
+  /** Its key in the cache (hash|serial). */
+  key: string;
   certIdDer: Buffer;
   der: Buffer;
   thisUpdate: Date;
   nextUpdate: Date;
   /** What a hit returns: one object per entry, so adapters may key derived data (headers) on it. */
   answer: OcspAnswer;
+  /** nextUpdate less the freshness margin, ms: not served from memory from then on. */
+  staleAtMs: number;
+  /** The cache's insertion count when the entry last moved to the recent end of the LRU order. */
+  gen: number;
+  /** Left the cache (evicted, replaced, LRU): the request-bytes index must not serve it any more. */
+  dropped: boolean;
 }
 
 /** Responses are not served from the cache or the database in their last minute. */
 const FRESH_MARGIN_MS = 60_000;
+/** Requests longer than this are not indexed by their bytes (a single CertID without a nonce is ~100 bytes). */
+const MAX_INDEXED_REQUEST = 512;
 /** "unknown" answers (serials we never issued) are cached this long at most. */
 const UNKNOWN_TTL_MS = 5 * 60_000;
 
 export class OcspService {
   private responders: Responder[] = [];
   private readonly cache = new Map<string, CacheEntry>();
+  /**
+   * The exact bytes of requests that were answered from the cache (latin1 string of the DER) →
+   * that entry: a repeated request (the common case: a client or NAC asking about the same
+   * certificate again) is answered without decoding it. The bytes determine the CertID and the
+   * absence of a nonce, so they determine the answer. Bounded like the cache; an entry that left
+   * the cache is `dropped` and no longer served through here.
+   */
+  private readonly byRequest = new Map<string, CacheEntry>();
+  /** Insertions and LRU moves so far (CacheEntry.gen). */
+  private gen = 0;
   /** Bumped by every eviction: a read that started before one does not fill the cache. */
   private epoch = 0;
   private pending = new Map<string, Array<{ resolve: (s: OcspCertState | null) => void; reject: (e: unknown) => void }>>();
@@ -133,13 +153,15 @@ export class OcspService {
   /** A status changed (NOTIFY from any process): forget what we had for the serial. */
   evict(serial: string): void {
     this.epoch++;
-    for (const h of ['sha1', 'sha256', 'sha384', 'sha512'] as const) this.cache.delete(`${h}|${serial}`);
+    for (const h of ['sha1', 'sha256', 'sha384', 'sha512'] as const) this.drop(`${h}|${serial}`);
   }
 
   /** After a lost database notification channel: nothing cached can be trusted any more. */
   evictAll(): void {
     this.epoch++;
+    for (const e of this.cache.values()) e.dropped = true;
     this.cache.clear();
+    this.byRequest.clear();
   }
 
   get cacheSize(): number {
@@ -151,6 +173,14 @@ export class OcspService {
    * answer (the hot path) and every error before a lookup are returned synchronously.
    */
   respond(body: Buffer): OcspAnswer | Promise<OcspAnswer> {
+    const bytes = body.length <= MAX_INDEXED_REQUEST ? body.toString('latin1') : null;
+    if (bytes !== null) {
+      const e = this.byRequest.get(bytes);
+      if (e !== undefined && !e.dropped && e.staleAtMs > this.deps.clock.now().getTime()) {
+        this.touch(e);
+        return e.answer;
+      }
+    }
     let req;
     try {
       req = decodeOcspRequest(body);
@@ -168,7 +198,14 @@ export class OcspService {
     const single = req.certIds.length === 1 && req.nonce === null;
     if (single) {
       const hit = this.cached(first);
-      if (hit) return hit;
+      if (hit) {
+        if (bytes !== null && this.byRequest.get(bytes) !== hit) {
+          this.byRequest.delete(bytes);
+          this.byRequest.set(bytes, hit);
+          if (this.byRequest.size > this.deps.settings.cacheEntries) this.byRequest.delete(this.byRequest.keys().next().value!);
+        }
+        return hit.answer;
+      }
     }
     const work = single ? this.single(responder, first) : this.live(responder, req.certIds, req.nonce);
     return work.catch((e: unknown) => {
@@ -179,16 +216,34 @@ export class OcspService {
     });
   }
 
-  /** The cached answer for exactly this CertID, if fresh. */
-  private cached(id: OcspCertId): OcspAnswer | null {
+  /** The cached entry for exactly this CertID, if fresh. */
+  private cached(id: OcspCertId): CacheEntry | null {
     if (id.serialHex === null) return null;
-    const key = `${id.hash}|${id.serialHex}`;
-    const hit = this.cache.get(key);
-    if (!hit || hit.nextUpdate.getTime() - FRESH_MARGIN_MS <= this.deps.clock.now().getTime() || !hit.certIdDer.equals(id.der)) return null;
-    // LRU: move to the end
+    const hit = this.cache.get(`${id.hash}|${id.serialHex}`);
+    if (!hit || hit.staleAtMs <= this.deps.clock.now().getTime() || !hit.certIdDer.equals(id.der)) return null;
+    this.touch(hit);
+    return hit;
+  }
+
+  /**
+   * LRU, approximately: a hit moves its entry to the recent end only when it is in the older
+   * half of the cache (more than half the capacity inserted or moved since it was), so a hot entry
+   * costs one lookup per hit, not a delete and an insert; eviction order stays least recently used
+   * to within half the capacity.
+   */
+  private touch(e: CacheEntry): void {
+    if (this.gen - e.gen <= this.deps.settings.cacheEntries >> 1 || this.cache.get(e.key) !== e) return;
+    this.cache.delete(e.key);
+    this.cache.set(e.key, e);
+    e.gen = ++this.gen;
+  }
+
+  /** Removes an entry from the cache, and so from the request-bytes index. */
+  private drop(key: string): void {
+    const e = this.cache.get(key);
+    if (e === undefined) return;
+    e.dropped = true;
     this.cache.delete(key);
-    this.cache.set(key, hit);
-    return hit.answer;
   }
 
   /**
@@ -316,15 +371,24 @@ export class OcspService {
     return { serial: s.serial, status: s.status, reason: s.reason, thisUpdate: now, nextUpdate, der };
   }
 
-  private remember(key: string, e: Omit<CacheEntry, 'answer'>, epoch: number): void {
+  private remember(key: string, e: Pick<CacheEntry, 'certIdDer' | 'der' | 'thisUpdate' | 'nextUpdate'>, epoch: number): void {
     // an eviction since the read began means the status may have changed under us
     if (epoch !== this.epoch || this.deps.settings.cacheEntries === 0) return;
-    this.cache.delete(key);
-    // the CertID is a view into the request's socket buffer (64 KiB): keep a copy, not the buffer
-    e = { ...e, certIdDer: Buffer.from(e.certIdDer) };
+    this.drop(key);
     const answer: OcspAnswer = { der: e.der, status: 'successful', thisUpdate: e.thisUpdate, nextUpdate: e.nextUpdate, live: false, source: 'cache' };
-    this.cache.set(key, { ...e, answer });
-    while (this.cache.size > this.deps.settings.cacheEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, {
+      key,
+      // the CertID is a view into the request's socket buffer (64 KiB): keep a copy, not the buffer
+      certIdDer: Buffer.from(e.certIdDer),
+      der: e.der,
+      thisUpdate: e.thisUpdate,
+      nextUpdate: e.nextUpdate,
+      answer,
+      staleAtMs: e.nextUpdate.getTime() - FRESH_MARGIN_MS,
+      gen: ++this.gen,
+      dropped: false,
+    });
+    while (this.cache.size > this.deps.settings.cacheEntries) this.drop(this.cache.keys().next().value!);
   }
 
   /** Status reads of the requests that arrive in the same turn of the event loop: one query. */

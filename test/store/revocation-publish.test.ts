@@ -199,6 +199,49 @@ describe('OCSP responder', () => {
     expect(decodeOcspResponse(after.der).basic!.responses[0]!.status).toMatchObject({ type: 'revoked', reason: 'keyCompromise' });
   });
 
+  it('a repeated request is answered by its bytes; never after an eviction, LRU removal, evictAll or its freshness margin', async () => {
+    clock.set(at(DAY));
+    const signerOf = () => (ocsp as unknown as { responders: Array<{ signer: never }> }).responders[0]!.signer;
+    const small = new OcspService({ store: suite.store, clock, settings: { ...ocspSettingsOf(config.settings.ocsp), cacheEntries: 2 }, log: () => undefined }, [
+      { issuer: deviceCa, certDer: ocsp.responderCertificates().get('device-ca')!.certDer, signer: signerOf() },
+    ]);
+    const indexed = () => (small as unknown as { byRequest: Map<string, unknown> }).byRequest.size;
+    const [a, b, c] = [await issueDevice(), await issueDevice(), await issueDevice()];
+    const reqA = ocspRequest([certIdFor(a.serial)]);
+    const statusOf = async (req: Buffer) => decodeOcspResponse((await small.respond(req)).der).basic!.responses[0]!.status;
+    expect((await small.respond(reqA)).source).not.toBe('cache'); // read and signed, then cached
+    expect((await small.respond(reqA)).source).toBe('cache'); // from the cache, and now indexed by its bytes
+    expect(indexed()).toBe(1);
+    const again = small.respond(reqA);
+    expect(again).not.toBeInstanceOf(Promise); // the hot path answers synchronously
+    expect((again as { source: string }).source).toBe('cache');
+
+    // a status change: the indexed bytes must not answer the old status
+    await ca.revoke(a.serial, 'keyCompromise', 'test');
+    small.evict(a.serial);
+    expect(await statusOf(reqA)).toMatchObject({ type: 'revoked', reason: 'keyCompromise' });
+    await small.respond(reqA); // cached and indexed again (revoked)
+    expect((await small.respond(reqA)).source).toBe('cache');
+
+    // LRU: two other serials push A out of a 2-entry cache; its bytes no longer answer from memory
+    for (const x of [b, c]) await small.respond(ocspRequest([certIdFor(x.serial)]));
+    expect((await small.respond(reqA)).source).not.toBe('cache');
+
+    // evictAll (lost notification channel) forgets the index too
+    await small.respond(reqA);
+    expect((await small.respond(reqA)).source).toBe('cache');
+    small.evictAll();
+    expect(indexed()).toBe(0);
+    expect((await small.respond(reqA)).source).not.toBe('cache');
+
+    // the freshness margin: a minute before nextUpdate the indexed answer is not served
+    expect((await small.respond(reqA)).source).toBe('cache');
+    const next = (await small.respond(reqA)).nextUpdate!;
+    clock.set(new Date(next.getTime() - 30_000));
+    expect((await small.respond(reqA)).source).not.toBe('cache');
+    clock.set(at(DAY));
+  });
+
   it('presign stores responses for live certificates; a new instance answers from the database', async () => {
     const c = await issueDevice();
     const n = await ocsp.presign();
