@@ -344,7 +344,7 @@ export const CaSettingsSchema = z
     ocsp: z
       .strictObject({
         validity: duration('OCSP response validity (nextUpdate - thisUpdate); pre-signed responses are refreshed at half of it').prefault('4h'),
-        cacheEntries: z.number().int().min(0).max(10_000_000).default(200_000).describe('responses kept in memory per instance (about 0.6 KB each)'),
+        cacheEntries: z.number().int().min(0).max(10_000_000).default(200_000).describe('responses kept in memory per instance (about 0.75 KB each with the request index)'),
         liveSignatures: z.number().int().min(1).max(1024).default(32).describe('concurrent live signatures (requests with a nonce or several certificates)'),
         liveQueue: z.number().int().min(0).max(100_000).default(2048).describe('live signatures waiting beyond liveSignatures before the answer is tryLater'),
         presignBatch: z.number().int().min(1).max(100_000).default(500).describe('pre-signed responses written per transaction'),
