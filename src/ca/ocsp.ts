@@ -91,6 +91,8 @@ interface CacheEntry {
   gen: number;
   /** Left the cache (evicted, replaced, LRU): the request-bytes index must not serve it any more. */
   dropped: boolean;
+  /** The latest request bytes indexed to it, removed from the index with it (memory stays bounded). */
+  requestKey: string | null;
 }
 
 /** Responses are not served from the cache or the database in their last minute. */
@@ -202,6 +204,7 @@ export class OcspService {
         if (bytes !== null && this.byRequest.get(bytes) !== hit) {
           this.byRequest.delete(bytes);
           this.byRequest.set(bytes, hit);
+          hit.requestKey = bytes;
           if (this.byRequest.size > this.deps.settings.cacheEntries) this.byRequest.delete(this.byRequest.keys().next().value!);
         }
         return hit.answer;
@@ -244,6 +247,7 @@ export class OcspService {
     if (e === undefined) return;
     e.dropped = true;
     this.cache.delete(key);
+    if (e.requestKey !== null && this.byRequest.get(e.requestKey) === e) this.byRequest.delete(e.requestKey);
   }
 
   /**
@@ -387,6 +391,7 @@ export class OcspService {
       staleAtMs: e.nextUpdate.getTime() - FRESH_MARGIN_MS,
       gen: ++this.gen,
       dropped: false,
+      requestKey: null,
     });
     while (this.cache.size > this.deps.settings.cacheEntries) this.drop(this.cache.keys().next().value!);
   }

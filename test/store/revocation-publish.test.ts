@@ -225,6 +225,7 @@ describe('OCSP responder', () => {
 
     // LRU: two other serials push A out of a 2-entry cache; its bytes no longer answer from memory
     for (const x of [b, c]) await small.respond(ocspRequest([certIdFor(x.serial)]));
+    expect(indexed()).toBe(0); // A's bytes left the index with A's entry
     expect((await small.respond(reqA)).source).not.toBe('cache');
 
     // evictAll (lost notification channel) forgets the index too
