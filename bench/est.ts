@@ -326,9 +326,11 @@ async function measureAll(o: EstOptions, { rt, server, pgPid, cleanup, s0 }: Ser
   // 32 clients), 13-15 % of the server's CPU on its compiler threads (perf) against 0.5-1 % in the
   // floor's runs; the later configurations were already warm, which is why Basic at 32 clients
   // alone looked worse. A server in production runs warm: the figures are of the steady state.
+  // (With 4 rounds the full run still compiled during Basic-32: 6.6 / 4.1 / 2.0 % of the server's
+  // CPU in its three runs; with 6 the first of them starts warmer.)
   log(`EST over HTTPS (fleetca on embedded PostgreSQL; the load client is a separate process; ${o.cores} cores shared by server, crypto workers, PostgreSQL and client)`);
   const warm = o.quick ? 300 : 500;
-  const warmRounds = o.quick ? 3 : 4;
+  const warmRounds = o.quick ? 3 : 6;
   const w0 = performance.now();
   let wb: ClientResult | undefined;
   let wmr: ClientResult | undefined;
