@@ -79,6 +79,8 @@ export interface NacCursor {
 /** The change feed behind GET /api/v1/nac/identities (migration 0014). */
 export interface NacStore {
   nacChanges(after: NacCursor, limit: number): Promise<{ devices: Array<{ device: DeviceRecord; xid: string }>; horizon: string }>;
+  /** Deletes change rows a newer change of the same device made redundant; the feed reads the same. */
+  pruneNacChanges(): Promise<number>;
 }
 
 export interface NewDevice {

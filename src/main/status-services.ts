@@ -14,6 +14,7 @@ import { renewDueResponders } from '../jobs/ocsp-responders.js';
 import { pemDecodeAll, pemEncode } from '../pki/pem.js';
 import { startCrlPublisher, type CrlPublisher } from '../jobs/crl-publisher.js';
 import { startSupersedeRevoker } from '../jobs/supersede-revoker.js';
+import { startNacPruner } from '../jobs/nac-pruner.js';
 import { startAuditSealer } from '../jobs/audit-sealer.js';
 import { AuditChain, auditKeyFromStore } from '../ca/audit-chain.js';
 import { listenForChanges, type ChangeListener } from '../store/pg-listen.js';
@@ -190,6 +191,7 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
   await renewResponders().catch((e: unknown) => log.warn({ err: (e as Error).message }, 'OCSP responder renewal failed'));
 
   const stopRevoker = startSupersedeRevoker({ ca, store: rt.store, clock: rt.clock, log: (o, m) => log.info(o, m) });
+  const stopNacPruner = startNacPruner({ store: rt.store, log: (o, m) => log.info(o, m) });
   const stopSealer = startAuditSealer({
     chain: new AuditChain({
       store: rt.store,
@@ -221,7 +223,7 @@ export async function startStatusServices(rt: Runtime, opts: { presignIntervalMs
     close: async () => {
       if (presignTimer) clearInterval(presignTimer);
       clearInterval(renewTimer);
-      await Promise.all([crls.stop(), stopRevoker(), stopSealer(), expiry.stop(), listener.close(), presigning?.catch(() => 0), ocsp.flush(), webhooks.stop()]);
+      await Promise.all([crls.stop(), stopRevoker(), stopNacPruner(), stopSealer(), expiry.stop(), listener.close(), presigning?.catch(() => 0), ocsp.flush(), webhooks.stop()]);
     },
   };
 }

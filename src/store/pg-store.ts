@@ -1243,6 +1243,24 @@ export class PgStore implements CaStore, CrlStore, OcspStore, ContainmentStore, 
     return { horizon, devices: rows.filter((r) => r.change_xid !== null).map((r) => ({ device: toDevice(r), xid: r.change_xid! })) };
   }
 
+  /**
+   * Deletes the NAC change rows that a newer change of the same device makes redundant (the feed
+   * returns a device once, at its latest change), once that newer change is below this
+   * statement's snapshot horizon: every read that starts later has a horizon at least as high, so
+   * it sees the newer change; a read already running still sees the deleted rows (MVCC). What is
+   * left is at most one row per device, and none for a device whose own record changed since:
+   * the table stops growing with every revocation. Returns the rows deleted.
+   */
+  async pruneNacChanges(): Promise<number> {
+    const { rowCount } = await this.query(
+      `WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS h)
+       DELETE FROM nac_changes n USING horizon
+       WHERE EXISTS (SELECT 1 FROM nac_changes m WHERE m.device_id = n.device_id AND m.xid > n.xid AND m.xid < horizon.h)
+          OR EXISTS (SELECT 1 FROM devices d WHERE d.id = n.device_id AND d.nac_xid > n.xid AND d.nac_xid < horizon.h)`,
+    );
+    return rowCount ?? 0;
+  }
+
   // ------------------------------------------------------------ issuers
 
   async upsertIssuer(i: Omit<IssuerRecord, 'id'>): Promise<IssuerRecord> {

@@ -127,3 +127,68 @@ describe('NAC change feed', () => {
     }
   });
 });
+
+describe('NAC change feed: pruning redundant change rows', () => {
+  const rowsOf = async (id: string) => Number((await store.pool.query<{ n: string }>('SELECT count(*) AS n FROM nac_changes WHERE device_id = $1', [id])).rows[0]!.n);
+  /** The whole feed from a cursor: each device with the xid of its latest change and its certificate status. */
+  const feed = async (from: NacCursor) => {
+    const out: string[] = [];
+    let c = from;
+    for (;;) {
+      const { devices, horizon } = await store.nacChanges(c, 1000);
+      out.push(...devices.map((d) => `${d.device.id}@${d.xid}:${d.device.current?.status ?? '-'}`));
+      if (devices.length < 1000) return { out, horizon };
+      c = { xid: devices[devices.length - 1]!.xid, id: devices[devices.length - 1]!.device.id };
+    }
+  };
+
+  it('hold/release cycles leave one row per device, the feed reads the same from any cursor, and a record change makes it none', async () => {
+    await store.addDevice({ id: 'nac-p' }, T0);
+    const serial = await issue('nac-p');
+    await settle();
+    const mid = { xid: (await store.nacChanges(ZERO, 1)).horizon, id: '' };
+    for (let i = 0; i < 3; i++) {
+      await store.revoke({ serial, reason: 'certificateHold', at: at(DAY), actor: 'soc', crlEntry: crlEntryOf });
+      await store.release({ serial, at: at(DAY), actor: 'soc' });
+    }
+    expect(await rowsOf('nac-p')).toBe(6);
+    await settle();
+    const before = [await feed(ZERO), await feed(mid)];
+    expect(before[1]!.out.some((x) => x.startsWith('nac-p@'))).toBe(true);
+
+    expect(await store.pruneNacChanges()).toBeGreaterThanOrEqual(5);
+    expect(await rowsOf('nac-p')).toBe(1);
+    const after = [await feed(ZERO), await feed(mid)];
+    expect(after.map((f) => f.out)).toEqual(before.map((f) => f.out));
+
+    // the device's own record changed since: its last change row is redundant too
+    await store.updateDevice('nac-p', { model: 'cam-2' }, at(2 * DAY));
+    await settle();
+    await store.pruneNacChanges();
+    expect(await rowsOf('nac-p')).toBe(0);
+    expect((await feed(mid)).out.filter((x) => x.startsWith('nac-p@'))).toHaveLength(1);
+  });
+
+  it('a newer change above the snapshot horizon (a transaction still open elsewhere) does not prune the older one until it is below', async () => {
+    await store.addDevice({ id: 'nac-q' }, T0);
+    const serial = await issue('nac-q');
+    await store.revoke({ serial, reason: 'certificateHold', at: at(DAY), actor: 'soc', crlEntry: crlEntryOf });
+    await settle();
+    const open = new pg.Client({ connectionString: suite.db.connectionString });
+    await open.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query('SELECT pg_current_xact_id()'); // holds the horizon below every later transaction
+      await store.release({ serial, at: at(DAY), actor: 'soc' });
+      expect(await rowsOf('nac-q')).toBe(2);
+      await store.pruneNacChanges();
+      expect(await rowsOf('nac-q')).toBe(2); // the release is not yet below the horizon: the hold's row stays
+      await open.query('COMMIT');
+    } finally {
+      await open.end();
+    }
+    await settle();
+    await store.pruneNacChanges();
+    expect(await rowsOf('nac-q')).toBe(1);
+  });
+});
