@@ -15,7 +15,6 @@
  *
  * Server, its crypto workers, PostgreSQL and the client all share this machine's cores.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -23,8 +22,8 @@ import path from 'node:path';
 import { tlsOptions } from '../src/main/server.js';
 import { pemEncode } from '../src/pki/pem.js';
 import type { ClientItem, ClientJob, ClientResult } from './est-client.js';
-import type { PrepReply, PrepRequest, PreparedDevice } from './est-prep.js';
-import { ForkedLoadClient, countStatements, startProfile, ticks, postgresDelta, median , withServedCa, type ServedCa } from './load-util.js';
+import type { PrepRequest, PreparedDevice } from './est-prep.js';
+import { ForkedChild, ForkedLoadClient, countStatements, startProfile, ticks, postgresDelta, median , withServedCa, type ServedCa } from './load-util.js';
 
 export interface LoadRow {
   name: string;
@@ -72,46 +71,13 @@ export interface EstOptions {
 }
 
 /** The forked process that makes the runs' credentials (bench/est-prep.ts). */
-class PrepProcess {
-  private readonly proc: ChildProcess;
-  private next = 0;
-  private readonly waiting = new Map<number, { resolve: (d: PreparedDevice[]) => void; reject: (e: Error) => void }>();
-  private readonly ready: Promise<void>;
-
+class PrepProcess extends ForkedChild {
   constructor(dataDir: string, passphrase: string) {
-    this.proc = fork(new URL('./est-prep.ts', import.meta.url), [dataDir, passphrase], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    this.ready = new Promise((resolve, reject) => {
-      this.proc.once('message', () => resolve());
-      this.proc.once('exit', (code) => reject(new Error(`est-prep exited (${code}) before it was ready`)));
-    });
-    this.proc.on('message', (m: PrepReply | { ready: true }) => {
-      if (!('id' in m)) return;
-      const w = this.waiting.get(m.id);
-      this.waiting.delete(m.id);
-      if ('error' in m) w?.reject(new Error(`est-prep: ${m.error}`));
-      else w?.resolve(m.devices);
-    });
-    this.proc.on('exit', (code) => {
-      for (const w of this.waiting.values()) w.reject(new Error(`est-prep exited (${code})`));
-      this.waiting.clear();
-    });
+    super(new URL('./est-prep.ts', import.meta.url), 'est-prep', { args: [dataDir, passphrase] });
   }
 
-  async devices(kind: PrepRequest['kind'], n: number, tag: string): Promise<PreparedDevice[]> {
-    await this.ready;
-    const id = ++this.next;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.proc.send({ id, kind, n, tag } satisfies PrepRequest);
-    });
-  }
-
-  /** Disconnects; the process releases its handle on the embedded PostgreSQL and exits. */
-  close(): Promise<void> {
-    if (this.proc.exitCode !== null || !this.proc.connected) return Promise.resolve();
-    const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
-    this.proc.disconnect();
-    return exited;
+  devices(kind: PrepRequest['kind'], n: number, tag: string): Promise<PreparedDevice[]> {
+    return this.call({ kind, n, tag } satisfies PrepRequest, 'devices');
   }
 }
 
@@ -168,7 +134,6 @@ async function measureAll(o: EstOptions, { rt, server, pgPid, cleanup, s0 }: Ser
     const devices = await prep.devices('mtls', n, `m${batch++}`);
     return { items: devices.map((d, i) => ({ body: d.csrB64, identity: i })), identities: devices.map((d) => ({ certPem: d.certPem!, keyPem: d.keyPem })) };
   };
-
 
   const job = (port: number, p: string, concurrency: number, items: ClientItem[], extra: Partial<ClientJob>): ClientJob => ({
     host: '127.0.0.1',

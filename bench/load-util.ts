@@ -124,22 +124,29 @@ export function countStatements(): { take(): Map<string, number>; restore(): voi
   };
 }
 
-/** A load-generator process (a tsx script answering prepare/go messages), reused for every run. */
-export class ForkedLoadClient<Job, Result> {
+/**
+ * A tsx script in a child process, called one request at a time: each call sends a message and
+ * waits for the reply of the type it names; any other reply type ({ type: 'error', message }) rejects.
+ */
+export class ForkedChild {
   private readonly proc: ChildProcess;
   private pending: { type: string; resolve: (v: unknown) => void; reject: (e: Error) => void } | null = null;
 
-  constructor(script: URL, execArgv: string[] = []) {
-    this.proc = fork(script, [], { execArgv: ['--import', 'tsx', ...execArgv], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  constructor(
+    script: URL,
+    private readonly label: string,
+    opts: { args?: string[]; execArgv?: string[] } = {},
+  ) {
+    this.proc = fork(script, opts.args ?? [], { execArgv: ['--import', 'tsx', ...(opts.execArgv ?? [])], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.proc.on('message', (m: { type: string; value?: unknown; message?: string }) => {
       const p = this.pending;
       this.pending = null;
       if (!p) return;
       if (m.type === p.type) p.resolve(m.value);
-      else p.reject(new Error(`load client: ${m.message ?? m.type}`));
+      else p.reject(new Error(`${this.label}: ${m.message ?? m.type}`));
     });
     this.proc.on('exit', (code) => {
-      this.pending?.reject(new Error(`load client exited (${code})`));
+      this.pending?.reject(new Error(`${this.label} exited (${code})`));
       this.pending = null;
     });
   }
@@ -148,12 +155,27 @@ export class ForkedLoadClient<Job, Result> {
     return this.proc.pid;
   }
 
-  private call<T>(message: object, reply: string): Promise<T> {
-    if (this.pending) throw new Error('load client busy');
+  protected call<T>(message: object, reply: string): Promise<T> {
+    if (this.pending) throw new Error(`${this.label} busy`);
     return new Promise<T>((resolve, reject) => {
       this.pending = { type: reply, resolve: resolve as (v: unknown) => void, reject };
       this.proc.send(message);
     });
+  }
+
+  /** Disconnects and waits for the process to exit. */
+  close(): Promise<void> {
+    if (this.proc.exitCode !== null || !this.proc.connected) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => this.proc.once('exit', () => resolve()));
+    this.proc.disconnect();
+    return exited;
+  }
+}
+
+/** A load-generator process (a tsx script answering prepare/go messages), reused for every run. */
+export class ForkedLoadClient<Job, Result> extends ForkedChild {
+  constructor(script: URL, execArgv: string[] = []) {
+    super(script, 'load client', { execArgv });
   }
 
   /** Hands the client a job: it builds its connections' contexts and request bytes (not measured). */
@@ -169,10 +191,6 @@ export class ForkedLoadClient<Job, Result> {
   async run(job: Job): Promise<Result> {
     await this.prepare(job);
     return this.go();
-  }
-
-  close(): void {
-    this.proc.disconnect();
   }
 }
 
