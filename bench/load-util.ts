@@ -231,7 +231,7 @@ export async function withInitialisedCa(o: { tmp: string; log: (s: string) => vo
     ['init', '--data-dir', dataDir],
   );
   if (code !== 0) throw new Error(`fleetca init exited ${code}`);
-  const rt = await openRuntime({ env, dataDir, workers: true, poolSize: 16, log: logger });
+  const rt = await openRuntime({ env, dataDir, workers: 'server', poolSize: 16, log: logger });
   const cleanup: Array<() => Promise<void> | void> = [() => rt.close()];
   try {
     let pgPid: number | null = null;

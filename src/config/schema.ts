@@ -362,6 +362,14 @@ export const CaSettingsSchema = z
         serviceCertRenewBefore: duration(
           'the TLS server and SCEP RA certificates are replaced this long before they expire, without a restart (the new RA certificate is published through GetCACert)',
         ).prefault('30d'),
+        cryptoWorkers: z
+          .number()
+          .int()
+          .min(1)
+          .max(256)
+          .nullable()
+          .default(null)
+          .describe('worker threads for signatures, verifications and key decryption; null: one per core less the one the event loop needs (at least 1)'),
       })
       .prefault({})
       .describe('HTTP server settings'),

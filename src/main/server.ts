@@ -333,7 +333,7 @@ export async function startServer(rt: Runtime, opts: { host: string; httpPort: n
 
 /** `fleetca serve`: open, listen, print the ready line, drain and exit 0 on SIGTERM/SIGINT. */
 export async function serve(opts: { dataDir: string; host: string; httpPort: number; httpsPort: number }, out: (s: string) => void): Promise<void> {
-  const rt = await openRuntime({ dataDir: opts.dataDir, workers: true, poolSize: 16 });
+  const rt = await openRuntime({ dataDir: opts.dataDir, workers: 'server', poolSize: 16 });
   let server: RunningServer;
   try {
     const sha256 = configSha256(rt.config.dir);

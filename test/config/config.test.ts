@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { serverCryptoWorkers } from '../../src/main/runtime.js';
 
 const SHIPPED = path.resolve('ca-config');
 const dirs: string[] = [];
@@ -126,6 +127,15 @@ describe('config', () => {
     });
     const cfg = loadConfig(dir);
     expect(cfg.profiles.get('camera')!.enrollment.idevid).toEqual({ trust: ['manufacturing-ca', 'acme-ca.pem'], deviceId: 'CN', crls: ['acme.crl'] });
+  });
+
+  it('server.cryptoWorkers: null by default (one per core less one, at least 1), a count when set, 0 refused', () => {
+    expect(loadConfig(SHIPPED).settings.server.cryptoWorkers).toBeNull();
+    expect([1, 2, 8].map((cores) => serverCryptoWorkers(null, cores))).toEqual([1, 1, 7]);
+    const three = copyConfig((d) => replaceIn(path.join(d, 'ca.yaml'), 'cryptoWorkers: null', 'cryptoWorkers: 3'));
+    expect(serverCryptoWorkers(loadConfig(three).settings.server.cryptoWorkers, 2)).toBe(3);
+    const zero = copyConfig((d) => replaceIn(path.join(d, 'ca.yaml'), 'cryptoWorkers: null', 'cryptoWorkers: 0'));
+    expect(problemsOf(zero)).toEqual([expect.stringContaining('server.cryptoWorkers')]);
   });
 
   it('rejected/secret lifetime above the maximum', () => {
