@@ -369,7 +369,7 @@ export const CaSettingsSchema = z
           .max(256)
           .nullable()
           .default(null)
-          .describe('worker threads for signatures, verifications and key decryption; null: one per core less the one the event loop needs (at least 1)'),
+          .describe('worker threads of the server for signatures, verifications and key decryption; null: one per core'),
       })
       .prefault({})
       .describe('HTTP server settings'),

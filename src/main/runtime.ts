@@ -33,8 +33,7 @@ export interface RuntimeOptions {
   dataDir?: string;
   /**
    * Crypto on worker threads or inline (most CLI commands). 'server': as many workers as
-   * `server.cryptoWorkers` says (serverCryptoWorkers); true: one per core (factory batches, whose
-   * event loop is light and whose key wrapping wants every core).
+   * `server.cryptoWorkers` says (serverCryptoWorkers); true: one per core (factory batches).
    */
   workers?: boolean | 'server';
   /** An offline root key file (`--root-key`). */
@@ -72,14 +71,14 @@ export interface Runtime {
 }
 
 /**
- * The serving process's crypto workers: the configured count, else one per core less one. The
- * event loop terminates TLS and runs every request; on the 2-core target one worker instead of two
- * measured +2 to +5 points of the floor in every EST configuration over two back-to-back pairs of
- * quick runs (each turn's requests wake one worker, not two, and no worker preempts the loop's
- * core), with SCEP's RSA unchanged (README, Benchmarks).
+ * The serving process's crypto workers: the configured count, else one per core. On the 2-core
+ * target one worker instead of two measured +2 to +5 points of the floor in every EST
+ * configuration (the loop, busy with TLS, keeps its core) but durable issuance without HTTP 19 %
+ * slower, so the default stays one per core and `server.cryptoWorkers` is the operator's choice
+ * (README, Benchmarks).
  */
 export function serverCryptoWorkers(configured: number | null, cores: number): number {
-  return configured ?? Math.max(1, cores - 1);
+  return configured ?? Math.max(1, cores);
 }
 
 /** Logs go to stderr, so that stdout carries only what scripts capture (PEM, JSON, secrets). */
