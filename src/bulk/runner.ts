@@ -573,7 +573,8 @@ class Run {
   /** cert.pem, chain.pem, and with --format p12 bundle.p12 (from the encrypted key). */
   private async writeFiles(row: ManifestRow, cert: { der: Buffer; issuerName: string }, encrypted: Buffer | null): Promise<void> {
     const rel = (f: string) => this.out.rel(row.deviceId, f);
-    await this.out.makeDeviceFolder(row.deviceId);
+    // with a server key the folder exists already: its key.pem was written (or read back) first
+    if (encrypted === null) await this.out.makeDeviceFolder(row.deviceId);
     await this.out.write(rel('cert.pem'), pemEncode('CERTIFICATE', cert.der), 0o644);
     await this.out.write(rel('chain.pem'), this.chain(cert.issuerName), 0o644);
     if (encrypted && this.req.format === 'p12') {
