@@ -161,7 +161,7 @@ export class OcspService {
   /** After a lost database notification channel: nothing cached can be trusted any more. */
   evictAll(): void {
     this.epoch++;
-    for (const e of this.cache.values()) e.dropped = true;
+    // no entry is reachable any more (the index goes too): none needs marking `dropped`
     this.cache.clear();
     this.byRequest.clear();
   }
